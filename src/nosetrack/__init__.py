@@ -1,0 +1,27 @@
+"""nosetrack: find the nose (and the face around it) in images and video frames, over HTTP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .models import load_model
+
+
+def __getattr__(name: str):
+    # Imported on first use, so `import nosetrack` stays cheap for a client that never loads a model.
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    if name == "load_model":
+        from .models import load_model
+
+        return load_model
+    raise AttributeError(f"module 'nosetrack' has no attribute {name!r}")
+
+
+__all__ = ["Client", "__version__", "load_model"]

@@ -1,0 +1,145 @@
+"""The `nosetrack` command: serve, predict, models."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import __version__
+from .config import Settings
+
+CSV_COLUMNS = ("file", "detected", "x", "y", "nose_x", "nose_y", "score", "faces", "latency_ms", "error")
+
+
+def add_serve_parser(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="run the HTTP server (gunicorn)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 5000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 2)")
+    serve.add_argument("--threads", type=int, help="threads and model instances per worker (default 4)")
+    serve.add_argument("--model", help="built-in model name (see `nosetrack models`)")
+    serve.add_argument("--log-file", help="rotating log file (default webserver.log; '' for none)")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
+    serve.add_argument("--max-body-bytes", type=int, help="largest request body (default 20 MiB)")
+    serve.add_argument("--max-image-pixels", type=int, help="largest image, width x height (default 40 M)")
+    serve.add_argument("--queue-timeout", type=float, help="seconds to wait for a free model before 503")
+    serve.add_argument("--timeout", type=int, help="seconds a worker may spend on one request")
+
+
+def add_predict_parser(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser("predict", help="send images to a server and write the noses")
+    predict.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
+    predict.add_argument("--url", default="http://127.0.0.1:5000", help="server address")
+    predict.add_argument("--route", default="/v1/nose", choices=("/v1/nose", "/image-bin", "/image-64"))
+    predict.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    predict.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    predict.add_argument("--output", "-o", help="file to write (default: standard output)")
+    predict.add_argument("--annotate", metavar="DIR", help="also write each image with its noses drawn")
+    predict.add_argument("--api-key", help="Bearer key, when the server asks for one")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .server.gunicorn import serve
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    serve(Settings.from_environment(**options))
+    return 0
+
+
+def csv_row(path: Path, result: dict | None, error: str | None) -> dict:
+    if result is None:
+        return {"file": str(path), "error": error}
+    nose = result.get("nose") or {}
+    return {
+        "file": str(path),
+        "detected": result["detected"],
+        "x": result["x"],
+        "y": result["y"],
+        "nose_x": nose.get("x"),
+        "nose_y": nose.get("y"),
+        "score": result["score"],
+        "faces": len(result["faces"]),
+        "latency_ms": result.get("latency_ms"),
+    }
+
+
+def write_annotated(path: Path, result: dict, folder: Path) -> None:
+    import cv2
+
+    from .annotate import draw_prediction
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is not None:
+        cv2.imwrite(str(folder / f"{path.stem}.annotated.jpg"), draw_prediction(image, result))
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .client import Client, find_images
+
+    files = find_images(args.paths)
+    if not files:
+        print("No image files found.", file=sys.stderr)
+        return 1
+    annotate_dir = Path(args.annotate) if args.annotate else None
+    if annotate_dir:
+        annotate_dir.mkdir(parents=True, exist_ok=True)
+    client = Client(args.url, api_key=args.api_key)
+    output = open(args.output, "w", newline="") if args.output else sys.stdout
+    failures = 0
+    try:
+        writer = csv.DictWriter(output, CSV_COLUMNS) if args.format == "csv" else None
+        if writer:
+            writer.writeheader()
+        outcomes: Iterator = client.predict_many(files, args.concurrency, args.route)
+        for outcome in tqdm(outcomes, total=len(files), unit="img", file=sys.stderr, disable=None):
+            failures += outcome.error is not None
+            if writer:
+                writer.writerow(csv_row(outcome.path, outcome.result, outcome.error))
+            else:
+                record = {"file": str(outcome.path), **(outcome.result or {"error": outcome.error})}
+                output.write(json.dumps(record) + "\n")
+            if annotate_dir and outcome.result:
+                write_annotated(outcome.path, outcome.result, annotate_dir)
+    finally:
+        if output is not sys.stdout:
+            output.close()
+    if failures:
+        print(f"{failures} of {len(files)} images failed.", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from .models import BUILTIN_MODELS, DEFAULT_MODEL
+
+    for name, (description, _) in BUILTIN_MODELS.items():
+        marker = " (default)" if name == DEFAULT_MODEL else ""
+        print(f"{name}{marker}\n    {description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nosetrack", description="Find the nose in images, over HTTP.")
+    parser.add_argument("--version", action="version", version=f"nosetrack {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_serve_parser(commands)
+    add_predict_parser(commands)
+    commands.add_parser("models", help="list the built-in models")
+    return parser
+
+
+HANDLERS = {"serve": run_serve, "predict": run_predict, "models": run_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return HANDLERS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Settings in one place: defaults, then NOSETRACK_* environment variables, then command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+
+from .images import DEFAULT_MAX_IMAGE_PIXELS
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 2
+    threads: int = 4
+    model: str | None = None
+    log_file: str = "webserver.log"
+    log_level: str = "INFO"
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    # How long a request may wait for a free model before the answer is 503.
+    queue_timeout: float = 10.0
+    # Seconds gunicorn gives a request (and a slow body) before it recycles the worker.
+    timeout: int = 30
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, overridden by NOSETRACK_<FIELD> variables, overridden by `overrides` that are not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = environ.get(f"NOSETRACK_{field.name.upper()}")
+            if raw is not None:
+                values[field.name] = _parse(field, raw)
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def as_environment(self) -> dict[str, str]:
+        """The settings as NOSETRACK_* variables, so gunicorn's workers rebuild the same Settings."""
+        return {
+            f"NOSETRACK_{name.upper()}": str(value)
+            for name, value in dataclasses.asdict(self).items()
+            if value is not None
+        }
+
+
+def _parse(field: dataclasses.Field, raw: str) -> object:
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"NOSETRACK_{field.name.upper()}={raw!r} is not a number.") from None
+    return raw

@@ -1,0 +1,99 @@
+"""Bytes from a client to a BGR image: sniff the format, check the size before decoding, then decode."""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+
+JPEG, PNG, BMP = "image/jpeg", "image/png", "image/bmp"
+SUPPORTED_TYPES = (JPEG, PNG, BMP)
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+_JPEG_SIZE_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+class ImageError(ValueError):
+    """The client's bytes cannot become an image; `code` names why, for the JSON error."""
+
+    code = "invalid_image"
+
+
+class UnsupportedImageType(ImageError):
+    code = "unsupported_image_type"
+
+
+class ImageTooLarge(ImageError):
+    code = "image_too_large"
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The media type the bytes' signature shows, whatever the client claimed."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"BM") and len(data) >= 26:
+        return BMP
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    position = 2
+    while position + 9 < len(data):
+        if data[position] != 0xFF:
+            raise ImageError("The JPEG is damaged: a marker was expected.")
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        if marker in _JPEG_SIZE_MARKERS:
+            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            return width, height
+        position += 2 + length
+    raise ImageError("The JPEG ends before its frame header: the file is truncated or damaged.")
+
+
+def read_image_size(data: bytes, media_type: str) -> tuple[int, int]:
+    """Width and height from the file's header, so a decompression bomb is refused before it is decoded."""
+    if media_type == JPEG:
+        return _jpeg_size(data)
+    if media_type == PNG:
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ImageError("The PNG has no valid header.")
+        return struct.unpack(">II", data[16:24])
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)
+
+
+def _is_complete(data: bytes, media_type: str) -> bool:
+    """A truncated upload decodes as a half-grey picture; the end-of-file marker tells it apart."""
+    tail = data.rstrip(b"\x00")
+    if media_type == JPEG:
+        return tail.endswith(b"\xff\xd9")
+    if media_type == PNG:
+        return tail[-12:-4] == b"\x00\x00\x00\x00IEND"
+    return True
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode JPEG, PNG or BMP bytes to a BGR uint8 array, upright by its EXIF orientation."""
+    if not data:
+        raise ImageError("The image is empty.")
+    media_type = sniff_image_type(data)
+    if media_type is None:
+        raise UnsupportedImageType("The bytes are not a JPEG, PNG or BMP image.")
+    width, height = read_image_size(data, media_type)
+    if width == 0 or height == 0:
+        raise ImageError(f"The image header gives an empty size ({width}x{height}).")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} = {width * height} pixels; this server takes at most {max_pixels}."
+        )
+    if not _is_complete(data, media_type):
+        raise ImageError("The image is truncated: its end-of-file marker is missing.")
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError("The image could not be decoded: its data is damaged.")
+    return image

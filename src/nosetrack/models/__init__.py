@@ -1,0 +1,36 @@
+"""Model families behind one interface, and `load_model` to pick one by name or path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .base import Box, Face, Model, ModelInfo, Prediction
+from .blazeface import FULL_RANGE, SHORT_RANGE
+from .nose_tracker import NoseTracker
+
+DEFAULT_MODEL = "facemesh"
+BUILTIN_MODELS: dict[str, tuple[str, Callable[[int], Model]]] = {
+    "facemesh": (
+        "BlazeFace full range (faces near and far, group photos) + FaceMesh nose tip. The default.",
+        lambda threads: NoseTracker(FULL_RANGE, threads),
+    ),
+    "facemesh-short-range": (
+        "BlazeFace short range (one face close to a webcam) + FaceMesh nose tip. A little faster.",
+        lambda threads: NoseTracker(SHORT_RANGE, threads),
+    ),
+}
+
+
+def load_model(name_or_path: str | None = None, threads: int = 1) -> Model:
+    """The built-in model called `name_or_path` (the default when None).
+
+    The instance is not thread-safe: give each thread its own, or share a `ModelPool`.
+    """
+    name = name_or_path or DEFAULT_MODEL
+    if name in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name][1](threads)
+    choices = ", ".join(BUILTIN_MODELS)
+    raise ValueError(f"Unknown model {name!r}. Built-in models: {choices}.")
+
+
+__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "Box", "Face", "Model", "ModelInfo", "Prediction", "load_model"]

@@ -1,0 +1,96 @@
+"""What every model gives: faces with a nose, in the pixels of the image it was given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned face box in pixels."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    def as_dict(self) -> dict[str, float]:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: its nose tip in pixels, and its box and score when the model knows them."""
+
+    nose_x: float
+    nose_y: float
+    score: float | None = None
+    box: Box | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Every face found in one image, the most prominent (largest) first."""
+
+    width: int
+    height: int
+    faces: list[Face] = field(default_factory=list)
+
+    @property
+    def detected(self) -> bool:
+        return bool(self.faces)
+
+    def _face_dict(self, face: Face) -> dict[str, Any]:
+        return {
+            "x": face.nose_x / self.width,
+            "y": face.nose_y / self.height,
+            "nose": {"x": face.nose_x, "y": face.nose_y},
+            "score": face.score,
+            "box": face.box.as_dict() if face.box else None,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The answer's body: the seed's `x` and `y` (normalized, of the main face) at the top level."""
+        faces = [self._face_dict(face) for face in self.faces]
+        main = faces[0] if faces else {"x": None, "y": None, "nose": None, "score": None, "box": None}
+        return {
+            **main,
+            "detected": self.detected,
+            "faces": faces,
+            "image": {"width": self.width, "height": self.height},
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model is, for /version, the dashboard and `nosetrack models`."""
+
+    name: str
+    version: str
+    description: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "description": self.description, **self.details}
+
+
+class Model(Protocol):
+    """A nose model. An instance holds engines, so it serves one thread at a time (see `ModelPool`)."""
+
+    info: ModelInfo
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Find the faces in one BGR image, as `cv2.imdecode` returns it."""
+        ...
+
+
+def sort_by_prominence(faces: list[Face]) -> list[Face]:
+    """The largest face first: the one a user in front of a camera means."""
+    return sorted(faces, key=lambda face: face.box.area if face.box else 0.0, reverse=True)

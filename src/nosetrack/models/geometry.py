@@ -1,0 +1,86 @@
+"""Coordinate frames between an image and a network's input: letterboxing and rotated face crops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where the image sits in the square input: scale from 0..1 input units to image pixels, and the offset."""
+
+    scale: float
+    offset_x: float
+    offset_y: float
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """Map (x, y) points in 0..1 of the square input to image pixels."""
+        return points * self.scale - np.array([self.offset_x, self.offset_y], dtype=np.float32)
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio, centred on a black square of `size` pixels."""
+    height, width = image.shape[:2]
+    side = max(height, width)
+    inner_w = max(1, round(width * size / side))
+    inner_h = max(1, round(height * size / side))
+    interpolation = cv2.INTER_AREA if side > 2 * size else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (inner_w, inner_h), interpolation=interpolation)
+    left = (size - inner_w) // 2
+    top = (size - inner_h) // 2
+    square = cv2.copyMakeBorder(
+        resized, top, size - inner_h - top, left, size - inner_w - left, cv2.BORDER_CONSTANT, value=0
+    )
+    scale = side
+    pixels_per_input = side / size
+    return square, Letterbox(scale, left * pixels_per_input, top * pixels_per_input)
+
+
+@dataclass(frozen=True)
+class RotatedCrop:
+    """A square region of the image, turned by `angle` radians, that a landmark network sees upright."""
+
+    centre_x: float
+    centre_y: float
+    size: float
+    angle: float
+
+    def to_crop_matrix(self, crop_size: int) -> np.ndarray:
+        """The 2x3 affine matrix from image pixels to crop pixels."""
+        cos, sin = np.cos(self.angle), np.sin(self.angle)
+        scale = crop_size / self.size
+        # Inverse rotation, scaled, about the crop's centre.
+        rotation = scale * np.array([[cos, sin], [-sin, cos]])
+        centre = np.array([self.centre_x, self.centre_y])
+        shift = crop_size / 2.0 - rotation @ centre
+        return np.hstack([rotation, shift[:, None]]).astype(np.float64)
+
+    def to_image(self, points: np.ndarray, crop_size: int) -> np.ndarray:
+        """Map (x, y) points in crop pixels back to image pixels."""
+        cos, sin = np.cos(self.angle), np.sin(self.angle)
+        rotation = (self.size / crop_size) * np.array([[cos, -sin], [sin, cos]])
+        return (points - crop_size / 2.0) @ rotation.T + np.array([self.centre_x, self.centre_y])
+
+    def cut(self, image: np.ndarray, crop_size: int) -> np.ndarray:
+        return cv2.warpAffine(
+            image,
+            self.to_crop_matrix(crop_size),
+            (crop_size, crop_size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
+
+
+def crop_around(points: np.ndarray, image_left_eye: np.ndarray, image_right_eye: np.ndarray, margin: float) -> RotatedCrop:
+    """A square crop around `points`, levelled on the eye line, `margin` times the points' extent."""
+    dx, dy = image_right_eye - image_left_eye
+    angle = float(np.arctan2(dy, dx))
+    cos, sin = np.cos(angle), np.sin(angle)
+    upright = points @ np.array([[cos, -sin], [sin, cos]])
+    low, high = upright.min(axis=0), upright.max(axis=0)
+    centre_upright = (low + high) / 2.0
+    centre = centre_upright @ np.array([[cos, sin], [-sin, cos]])
+    return RotatedCrop(float(centre[0]), float(centre[1]), float((high - low).max() * margin), angle)

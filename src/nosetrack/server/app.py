@@ -1,0 +1,70 @@
+"""The Flask app factory: configuration, model pool, metrics and routes wired in one place."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from ..config import Settings
+from ..logs import LOGGER_NAME, setup_logging
+from ..models import load_model
+from ..pool import ModelPool
+from .errors import register_error_handlers
+from .routes import bp
+from .state import ServerState, server_state
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+def _request_id() -> str:
+    """The client's X-Request-ID when it is a sane token, else a fresh one."""
+    given = request.headers.get("X-Request-ID", "")
+    if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
+        return given
+    return uuid.uuid4().hex
+
+
+def create_app(settings: Settings | None = None, pool: ModelPool | None = None) -> Flask:
+    """Build the app for one worker.
+
+    `settings` defaults to the NOSETRACK_* environment. `pool` defaults to `settings.threads` instances of
+    `settings.model`, each run once before the app is returned so /readyz is true from the first request.
+    """
+    settings = settings or Settings.from_environment()
+    setup_logging(settings.log_file, settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    pool = pool or ModelPool(lambda: load_model(settings.model), settings.threads)
+    state = ServerState(settings, pool)
+    app.extensions["nosetrack"] = state
+    register_error_handlers(app)
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def start_request() -> None:
+        g.started = time.perf_counter()
+        g.request_id = _request_id()
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        seconds = time.perf_counter() - g.started
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        server_state(app).metrics.observe_request(route, response.status_code, seconds)
+        response.headers["X-Request-ID"] = g.request_id
+        logger.info(
+            "%s %s %d %.2f ms request_id=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            seconds * 1000.0,
+            g.request_id,
+        )
+        return response
+
+    state.warm_up()
+    logger.info("Model %s %s ready (%d instances)", pool.info.name, pool.info.version, pool.size)
+    return app

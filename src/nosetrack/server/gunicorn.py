@@ -1,0 +1,54 @@
+"""`nosetrack serve`: the app under gunicorn, one model pool per worker process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from gunicorn.app.base import BaseApplication
+
+from ..config import Settings
+
+
+def _child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class NosetrackServer(BaseApplication):
+    """gunicorn's threaded workers; each worker loads its own models after the fork (no shared engines)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        for key, value in {
+            "bind": f"{s.host}:{s.port}",
+            "workers": s.workers,
+            "worker_class": "gthread",
+            "threads": s.threads,
+            "timeout": s.timeout,
+            "graceful_timeout": s.timeout,
+            "preload_app": False,
+            "child_exit": _child_exit,
+        }.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from .app import create_app
+
+        return create_app(self.settings)
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGTERM or Ctrl-C. Metrics from every worker meet in a fresh temporary directory."""
+    metrics_dir = tempfile.mkdtemp(prefix="nosetrack-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        NosetrackServer(settings).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""Request counters and latency histograms, right across threads and gunicorn's worker processes.
+
+Under `nosetrack serve`, PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is imported, so every
+worker writes its values to shared files and any worker can read the totals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._registry = CollectorRegistry()
+        self.requests = Counter(
+            "nosetrack_requests", "HTTP requests answered.", ["route", "status"], registry=self._registry
+        )
+        self.latency = Histogram(
+            "nosetrack_request_duration_seconds",
+            "Time from request to answer.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self._registry,
+        )
+        self.inference = Histogram(
+            "nosetrack_inference_seconds", "Time in the model.", buckets=LATENCY_BUCKETS, registry=self._registry
+        )
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+
+    def _collecting_registry(self) -> CollectorRegistry:
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return self._registry
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return registry
+
+    def exposition(self) -> bytes:
+        """Every metric in Prometheus' text format, summed over all workers."""
+        return generate_latest(self._collecting_registry())
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Requests answered per route and status, summed over all workers."""
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        for family in self._collecting_registry().collect():
+            if family.name != "nosetrack_requests":
+                continue
+            for sample in family.samples:
+                if sample.name == "nosetrack_requests_total":
+                    counts[sample.labels["route"]][sample.labels["status"]] = int(sample.value)
+        return dict(counts)

@@ -1,0 +1,78 @@
+"""Every route: the seed's two, the /v1 API, health, version, stats and the dashboard."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+
+from .. import __version__
+from ..images import decode_image
+from .payloads import image_from_any, image_from_form, image_from_json
+from .state import server_state
+
+bp = Blueprint("nosetrack", __name__)
+
+
+def predict_response(data: bytes) -> Response:
+    """Decode, run the model on a leased instance, and answer with the prediction's JSON."""
+    state = server_state(current_app)
+    image = decode_image(data, state.settings.max_image_pixels)
+    with state.pool.lease(state.settings.queue_timeout) as model:
+        started = time.perf_counter()
+        prediction = model.predict(image)
+        state.metrics.inference.observe(time.perf_counter() - started)
+    return jsonify(
+        {
+            **prediction.as_dict(),
+            "model": {"name": state.pool.info.name, "version": state.pool.info.version},
+            "latency_ms": (time.perf_counter() - g.started) * 1000.0,
+            "request_id": g.request_id,
+        }
+    )
+
+
+@bp.post("/image-64")
+def image_base64() -> Response:
+    return predict_response(image_from_json(request))
+
+
+@bp.post("/image-bin")
+def image_binary() -> Response:
+    return predict_response(image_from_form(request))
+
+
+@bp.post("/v1/nose")
+def nose() -> Response:
+    return predict_response(image_from_any(request))
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "alive"})
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    ready = server_state(current_app).ready
+    return jsonify({"status": "ready" if ready else "loading"}), 200 if ready else 503
+
+
+@bp.get("/version")
+def version() -> Response:
+    return jsonify({"version": __version__, "model": server_state(current_app).pool.info.as_dict()})
+
+
+@bp.get("/api/stats")
+def stats() -> Response:
+    return jsonify(server_state(current_app).stats())
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(server_state(current_app).metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+
+@bp.get("/")
+def dashboard() -> str:
+    return render_template("dashboard.html", stats=server_state(current_app).stats())

@@ -1,0 +1,49 @@
+"""What one worker holds between requests: settings, the model pool and the metrics. No globals."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from flask import Flask
+
+from .. import __version__
+from ..config import Settings
+from ..pool import ModelPool
+from .metrics import Metrics
+
+WARM_UP_IMAGE_SHAPE = (480, 640, 3)
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    pool: ModelPool
+    metrics: Metrics = field(default_factory=Metrics)
+    started_at: float = field(default_factory=time.time)
+    ready: bool = False
+
+    def warm_up(self) -> None:
+        """Run every instance once, so the first client does not pay for lazy initialisation."""
+        image = np.zeros(WARM_UP_IMAGE_SHAPE, dtype=np.uint8)
+        for _ in range(self.pool.size):
+            with self.pool.lease(timeout=0) as model:
+                model.predict(image)
+        self.ready = True
+
+    def stats(self) -> dict:
+        counts = self.metrics.request_counts()
+        return {
+            "version": __version__,
+            "model": self.pool.info.as_dict(),
+            "workers": self.settings.workers,
+            "threads": self.settings.threads,
+            "uptime_s": time.time() - self.started_at,
+            "requests": counts,
+            "requests_total": sum(sum(by_status.values()) for by_status in counts.values()),
+        }
+
+
+def server_state(app: Flask) -> ServerState:
+    return app.extensions["nosetrack"]
