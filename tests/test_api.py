@@ -1,0 +1,214 @@
+"""The HTTP contract, through Flask's test client: the seed's routes, /v1/nose, and every error."""
+
+import base64
+import io
+
+import pytest
+from conftest import encode, make_test_app
+
+
+def post_base64(client, data: bytes):
+    return client.post("/image-64", json={"image": base64.b64encode(data).decode()})
+
+
+def post_form(client, data: bytes, field: str = "image"):
+    return client.post("/image-bin", data={field: (io.BytesIO(data), "face.jpg")})
+
+
+def assert_nose_answer(answer: dict) -> None:
+    assert answer["detected"] is True
+    assert isinstance(answer["x"], float) and 0 < answer["x"] < 1
+    assert isinstance(answer["y"], float) and 0 < answer["y"] < 1
+    assert answer["nose"]["x"] == pytest.approx(answer["x"] * answer["image"]["width"])
+    assert answer["faces"][0]["x"] == answer["x"]
+    assert set(answer["box"]) == {"x", "y", "width", "height"}
+    assert answer["model"]["name"] and answer["model"]["version"]
+    assert answer["latency_ms"] > 0
+
+
+def assert_error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_image_64_answers_the_seeds_x_and_y(client, face_jpeg):
+    response = post_base64(client, face_jpeg)
+    assert response.status_code == 200
+    assert_nose_answer(response.get_json())
+
+
+def test_image_bin_answers_the_seeds_x_and_y(client, face_jpeg):
+    response = post_form(client, face_jpeg)
+    assert response.status_code == 200
+    assert_nose_answer(response.get_json())
+
+
+def test_all_routes_give_the_same_nose(client, face_jpeg):
+    answers = [
+        post_base64(client, face_jpeg).get_json(),
+        post_form(client, face_jpeg).get_json(),
+        client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg").get_json(),
+    ]
+    assert {(a["x"], a["y"]) for a in answers} == {(answers[0]["x"], answers[0]["y"])}
+
+
+@pytest.mark.parametrize("content_type", ["image/jpeg", "image/png", "application/octet-stream"])
+def test_v1_nose_takes_the_raw_body(client, face_png, content_type):
+    response = client.post("/v1/nose", data=face_png, content_type=content_type)
+    assert response.status_code == 200
+    assert_nose_answer(response.get_json())
+
+
+def test_v1_nose_takes_both_seed_forms(client, face_jpeg):
+    as_json = client.post("/v1/nose", json={"image": base64.b64encode(face_jpeg).decode()})
+    as_form = client.post("/v1/nose", data={"image": (io.BytesIO(face_jpeg), "f.jpg")})
+    assert as_json.get_json()["x"] == as_form.get_json()["x"]
+
+
+def test_base64_as_data_url_is_accepted(client, face_jpeg):
+    url = "data:image/jpeg;base64," + base64.b64encode(face_jpeg).decode()
+    assert client.post("/image-64", json={"image": url}).status_code == 200
+
+
+def test_no_face_is_not_an_error(client, no_face_jpeg):
+    response = post_form(client, no_face_jpeg)
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["detected"] is False
+    assert answer["x"] is None and answer["y"] is None
+    assert answer["faces"] == []
+
+
+def test_request_id_is_echoed(client, face_jpeg):
+    response = client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg", headers={"X-Request-ID": "abc-1"})
+    assert response.headers["X-Request-ID"] == "abc-1"
+    assert response.get_json()["request_id"] == "abc-1"
+
+
+def test_unsafe_request_id_is_replaced(client):
+    response = client.get("/healthz", headers={"X-Request-ID": "<script>"})
+    assert response.headers["X-Request-ID"] != "<script>"
+
+
+@pytest.mark.parametrize(
+    ("body", "kwargs", "code"),
+    [
+        (b"not json", {"content_type": "application/json"}, "invalid_json"),
+        (b"[1, 2]", {"content_type": "application/json"}, "invalid_json"),
+        (b'"image"', {"content_type": "application/json"}, "invalid_json"),
+        (b"{}", {"content_type": "application/json"}, "missing_field"),
+        (b'{"picture": "abc"}', {"content_type": "application/json"}, "missing_field"),
+        (b'{"image": "@@not base64@@"}', {"content_type": "application/json"}, "invalid_base64"),
+        (b'{"image": 12}', {"content_type": "application/json"}, "invalid_base64"),
+        (b"", {}, "invalid_json"),
+    ],
+)
+def test_image_64_refuses_malformed_bodies_with_400(client, body, kwargs, code):
+    assert_error(client.post("/image-64", data=body, **kwargs), 400, code)
+
+
+def test_image_64_refuses_base64_of_non_image_with_415(client):
+    response = client.post("/image-64", json={"image": base64.b64encode(b"plain text").decode()})
+    assert_error(response, 415, "unsupported_image_type")
+
+
+def test_image_64_refuses_empty_image_with_422(client):
+    assert_error(client.post("/image-64", json={"image": ""}), 422, "invalid_image")
+
+
+def test_image_bin_without_image_field_is_400(client, face_jpeg):
+    assert_error(post_form(client, face_jpeg, field="photo"), 400, "missing_field")
+
+
+def test_image_bin_without_a_form_is_415(client, face_jpeg):
+    assert_error(client.post("/image-bin", data=face_jpeg, content_type="image/jpeg"), 415, "unsupported_media_type")
+
+
+def test_truncated_jpeg_is_422(client, face_jpeg):
+    assert_error(post_form(client, face_jpeg[: len(face_jpeg) // 2]), 422, "invalid_image")
+
+
+def test_text_file_is_415(client):
+    assert_error(post_form(client, b"hello, I am not a picture"), 415, "unsupported_image_type")
+
+
+def test_empty_raw_body_is_422(client):
+    assert_error(client.post("/v1/nose", data=b"", content_type="image/jpeg"), 422, "invalid_image")
+
+
+def test_unknown_content_type_is_415(client, face_jpeg):
+    assert_error(client.post("/v1/nose", data=face_jpeg, content_type="text/plain"), 415, "unsupported_media_type")
+
+
+def test_wrong_method_is_405_with_allow(client):
+    response = client.get("/image-64")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unknown_path_is_404(client):
+    assert_error(client.get("/nope"), 404, "not_found")
+
+
+def test_body_over_the_limit_is_413(pool, face_jpeg):
+    client = make_test_app(pool, max_body_bytes=len(face_jpeg) - 1).test_client()
+    assert_error(client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg"), 413, "request_entity_too_large")
+    assert_error(post_form(client, face_jpeg), 413, "request_entity_too_large")
+
+
+def test_image_over_the_pixel_limit_is_413(pool, face_jpeg):
+    client = make_test_app(pool, max_image_pixels=100 * 100).test_client()
+    assert_error(post_form(client, face_jpeg), 413, "image_too_large")
+
+
+def test_our_own_bug_is_a_logged_500(client, monkeypatch, caplog, face_jpeg):
+    from nosetrack.server import routes
+
+    def broken(data, max_pixels):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(routes, "decode_image", broken)
+    import logging
+
+    logging.getLogger("nosetrack").propagate = True
+    with caplog.at_level("ERROR", logger="nosetrack"):
+        response = post_form(client, face_jpeg)
+    assert_error(response, 500, "internal_error")
+    assert "boom" not in response.get_data(as_text=True)
+    assert any(record.exc_info for record in caplog.records)
+
+
+def test_health_ready_and_version(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+    version = client.get("/version").get_json()
+    assert version["version"]
+    assert version["model"]["name"] == "nosetrack-facemesh"
+
+
+def test_dashboard_shows_counters_model_and_version(client, face_jpeg):
+    post_form(client, face_jpeg)
+    post_form(client, face_jpeg)
+    post_base64(client, face_jpeg)
+    page = client.get("/").get_data(as_text=True)
+    assert 'data-route="/image-bin">2<' in page
+    assert 'data-route="/image-64">1<' in page
+    assert "nosetrack-facemesh" in page
+
+
+def test_stats_count_routes_and_statuses(client, face_jpeg):
+    post_form(client, face_jpeg)
+    client.post("/image-64", data=b"x", content_type="application/json")
+    stats = client.get("/api/stats").get_json()
+    assert stats["requests"]["/image-bin"] == {"200": 1}
+    assert stats["requests"]["/image-64"] == {"400": 1}
+
+
+def test_png_with_alpha_is_served(client, astronaut_bgr):
+    import cv2
+
+    rgba = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2BGRA)
+    assert post_form(client, encode(rgba, ".png")).get_json()["detected"] is True

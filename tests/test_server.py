@@ -1,0 +1,93 @@
+"""End to end: `nosetrack serve` under gunicorn on 127.0.0.1, called over HTTP as the seed's client does."""
+
+import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import requests
+from conftest import encode
+
+from nosetrack.images import decode_image
+
+
+def varied_images(astronaut_bgr) -> list[bytes]:
+    """Different photographs with different answers: shifted and mirrored faces, and no face."""
+    images = []
+    for shift in range(0, 120, 15):
+        canvas = np.full((640, 700, 3), 60, np.uint8)
+        canvas[shift : shift + 512, shift : shift + 512] = astronaut_bgr
+        images.append(encode(canvas))
+        images.append(encode(cv2.flip(canvas, 1)))
+    images.append(encode(np.full((300, 300, 3), 200, np.uint8)))
+    return images
+
+
+def test_seed_client_gets_x_and_y(live_server, face_jpeg):
+    # The seed's own calls, unchanged.
+    b64 = requests.post(live_server.url + "/image-64", json={"image": base64.b64encode(face_jpeg).decode()})
+    binary = requests.post(live_server.url + "/image-bin", files={"image": face_jpeg})
+    assert b64.status_code == binary.status_code == 200
+    assert b64.json()["x"] == binary.json()["x"]
+    assert 0 < b64.json()["y"] < 1
+
+
+def test_concurrent_requests_never_mix_answers(live_server, astronaut_bgr, model):
+    images = varied_images(astronaut_bgr)
+    expected = [model.predict(decode_image(data)).as_dict() for data in images]
+    jobs = [i % len(images) for i in range(6 * len(images))]
+
+    def call(index: int):
+        response = requests.post(live_server.url + "/image-bin", files={"image": images[index]}, timeout=30)
+        return index, response.json()
+
+    deadline = time.monotonic() + 120
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        for index, answer in executor.map(call, jobs):
+            assert time.monotonic() < deadline
+            assert answer["x"] == expected[index]["x"]
+            assert answer["y"] == expected[index]["y"]
+            assert answer["faces"] == expected[index]["faces"]
+    assert len({(e["x"], e["y"]) for e in expected}) > len(images) // 2
+
+
+def test_counters_add_up_across_workers(live_server, face_jpeg):
+    before = requests.get(live_server.url + "/api/stats").json()["requests"].get("/v1/nose", {}).get("200", 0)
+    with requests.Session() as session:
+        for _ in range(20):
+            # A fresh connection each time, so gunicorn spreads the requests over its workers.
+            response = requests.post(
+                live_server.url + "/v1/nose", data=face_jpeg, headers={"Content-Type": "image/jpeg"}
+            )
+            assert response.status_code == 200
+        stats = session.get(live_server.url + "/api/stats").json()
+    assert stats["requests"]["/v1/nose"]["200"] == before + 20
+    assert stats["workers"] == 2
+
+
+def test_bad_input_leaves_the_worker_serving(live_server, face_jpeg):
+    bad_bodies = [b"", b"garbage", face_jpeg[:500], b"\xff\xd8\xff" + bytes(1000)]
+    for body in bad_bodies:
+        response = requests.post(live_server.url + "/image-bin", files={"image": body})
+        assert 400 <= response.status_code < 500
+        assert "error" in response.json()
+    assert requests.post(live_server.url + "/image-bin", files={"image": face_jpeg}).json()["detected"]
+
+
+def test_log_file_has_a_line_per_request_with_id_and_latency(live_server):
+    request_id = "find-me-123"
+    requests.get(live_server.url + "/healthz", headers={"X-Request-ID": request_id})
+    time.sleep(0.2)
+    lines = [line for line in live_server.log_file.read_text().splitlines() if request_id in line]
+    assert len(lines) == 1
+    assert " - nosetrack - INFO - GET /healthz 200 " in lines[0]
+    assert " ms request_id=find-me-123" in lines[0]
+
+
+def test_big_body_is_413_over_http(live_server):
+    response = requests.post(
+        live_server.url + "/v1/nose", data=b"\xff\xd8\xff" + bytes(21 * 1024 * 1024), headers={"Content-Type": "image/jpeg"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_entity_too_large"
