@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 from conftest import encode
 
-from nosetrack.images import ImageError, ImageTooLarge, UnsupportedImageType, decode_image
+from nosetrack.images import (
+    ImageError,
+    ImageTooLarge,
+    UnsupportedImageType,
+    decode_image,
+    decode_image_reduced,
+)
 
 
 def test_decodes_jpeg_to_bgr_array(face_jpeg, astronaut_bgr):
@@ -65,15 +71,58 @@ def test_decompression_bomb_png_is_refused_by_its_header():
         decode_image(bomb)
 
 
-def test_exif_orientation_is_applied(astronaut_bgr):
-    tall = astronaut_bgr[:, :300]
-    jpeg = encode(tall)
-    # An APP1 Exif segment with Orientation = 6 (rotate 90 degrees clockwise to display).
+def with_exif_turn(jpeg: bytes) -> bytes:
+    """The JPEG with an APP1 Exif segment saying Orientation = 6 (rotate 90 degrees clockwise to display)."""
     tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00"
     tiff += b"\x00\x00\x00\x00"
     payload = b"Exif\x00\x00" + tiff
     app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
-    rotated = decode_image(jpeg[:2] + app1 + jpeg[2:])
+    return jpeg[:2] + app1 + jpeg[2:]
+
+
+def test_exif_orientation_is_applied(astronaut_bgr):
+    tall = astronaut_bgr[:, :300]
+    jpeg = encode(tall)
+    rotated = decode_image(with_exif_turn(jpeg))
     assert rotated.shape[:2] == (300, 512)
     expected = cv2.rotate(decode_image(jpeg), cv2.ROTATE_90_CLOCKWISE)
     assert np.abs(rotated.astype(int) - expected).mean() < 1.0
+
+
+@pytest.fixture(scope="module")
+def large_jpeg(astronaut_bgr) -> bytes:
+    return encode(cv2.resize(astronaut_bgr, (2000, 1500)))
+
+
+@pytest.mark.parametrize(("min_side", "factor"), [(0, 1), (1000, 2), (640, 2), (480, 4), (100, 8)])
+def test_large_jpeg_is_decoded_as_small_as_min_side_allows(large_jpeg, min_side, factor):
+    reduced = decode_image_reduced(large_jpeg, min_side=min_side)
+    assert reduced.factor == factor
+    assert reduced.pixels.shape == (-(-1500 // factor), -(-2000 // factor), 3)  # libjpeg rounds up
+    assert (reduced.width, reduced.height) == (2000, 1500)
+
+
+def test_reduced_decode_looks_like_a_resized_full_decode(large_jpeg):
+    reduced = decode_image_reduced(large_jpeg, min_side=500).pixels
+    resized = cv2.resize(decode_image(large_jpeg), reduced.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced.astype(int) - resized).mean() < 3.0
+
+
+def test_png_and_small_jpeg_are_decoded_at_full_size(astronaut_bgr, face_jpeg):
+    big_png = encode(cv2.resize(astronaut_bgr, (2000, 1500)), ".png")
+    assert decode_image_reduced(big_png, min_side=100).factor == 1
+    assert decode_image_reduced(face_jpeg, min_side=640).factor == 1
+
+
+def test_reduced_decode_keeps_the_checks(large_jpeg):
+    with pytest.raises(ImageTooLarge):
+        decode_image_reduced(large_jpeg, max_pixels=1000, min_side=640)
+    with pytest.raises(ImageError, match="truncated"):
+        decode_image_reduced(large_jpeg[:-1000], min_side=640)
+
+
+def test_reduced_decode_reports_the_upright_full_size(astronaut_bgr):
+    wide = encode(cv2.resize(astronaut_bgr, (2000, 1500)))
+    reduced = decode_image_reduced(with_exif_turn(wide), min_side=640)
+    assert reduced.pixels.shape[:2] == (1000, 750)
+    assert (reduced.width, reduced.height) == (1500, 2000)

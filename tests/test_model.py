@@ -1,9 +1,10 @@
 import cv2
 import numpy as np
+import pytest
 from conftest import encode
 
 from nosetrack.evaluation import evaluate
-from nosetrack.images import decode_image
+from nosetrack.images import decode_image, decode_image_reduced
 from nosetrack.models import load_model
 
 
@@ -74,3 +75,17 @@ def test_jpeg_round_trip_moves_the_nose_little(model, astronaut_bgr):
     direct = model.predict(astronaut_bgr).faces[0]
     decoded = model.predict(decode_image(encode(astronaut_bgr))).faces[0]
     assert abs(direct.nose_x - decoded.nose_x) < 3 and abs(direct.nose_y - decoded.nose_y) < 3
+
+
+def test_prediction_on_a_reduced_decode_is_given_in_full_size_pixels(model, astronaut_bgr):
+    large = encode(cv2.resize(astronaut_bgr, (2048, 2048), interpolation=cv2.INTER_CUBIC))
+    full = model.predict(decode_image(large))
+    reduced = decode_image_reduced(large, min_side=512)
+    assert reduced.factor == 4
+    scaled = model.predict(reduced.pixels).at_full_size(reduced.factor, reduced.width, reduced.height)
+    assert (scaled.width, scaled.height) == (2048, 2048)
+    # Within 1% of the image: the nose moves by less than a decoded pixel's worth.
+    assert abs(scaled.faces[0].nose_x - full.faces[0].nose_x) < 20
+    assert abs(scaled.faces[0].nose_y - full.faces[0].nose_y) < 20
+    assert abs(scaled.faces[0].box.width - full.faces[0].box.width) < 40
+    assert scaled.as_dict()["x"] == pytest.approx(full.as_dict()["x"], abs=0.01)

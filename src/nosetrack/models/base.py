@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -46,6 +46,28 @@ class Prediction:
     @property
     def detected(self) -> bool:
         return bool(self.faces)
+
+    def at_full_size(self, factor: int, width: int, height: int) -> Prediction:
+        """This prediction, made on an image decoded at 1/`factor` size, in the full image's pixels."""
+        if factor == 1:
+            return self
+
+        def full(value: float) -> float:  # pixel centres: decoded pixel i covers full pixels factor*i ..
+            return (value + 0.5) * factor - 0.5
+
+        faces = [
+            replace(
+                face,
+                nose_x=full(face.nose_x),
+                nose_y=full(face.nose_y),
+                box=face.box
+                and Box(
+                    full(face.box.x), full(face.box.y), face.box.width * factor, face.box.height * factor
+                ),
+            )
+            for face in self.faces
+        ]
+        return Prediction(width, height, faces)
 
     def _face_dict(self, face: Face) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 
+import cv2
 from flask import Flask, Response, g, request
 
 from ..config import Settings
@@ -35,6 +36,9 @@ def create_app(settings: Settings | None = None, pool: ModelPool | None = None) 
     """
     settings = settings or Settings.from_environment()
     setup_logging(settings.log_file, settings.log_level)
+    # Parallelism comes from workers and threads; OpenCV's own pool (resize, warpAffine, imdecode) would run
+    # on the same cores and cost more CPU per image than it saves (measured in bench/).
+    cv2.setNumThreads(1)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from .. import __version__
-from ..images import decode_image
+from ..images import decode_image_reduced
 from .payloads import image_from_any, image_from_form, image_from_json
 from .state import server_state
 
@@ -17,14 +17,14 @@ bp = Blueprint("nosetrack", __name__)
 def predict_response(data: bytes) -> Response:
     """Decode, run the model on a leased instance, and answer with the prediction's JSON."""
     state = server_state(current_app)
-    image = decode_image(data, state.settings.max_image_pixels)
+    image = decode_image_reduced(data, state.settings.max_image_pixels, state.settings.decode_min_side)
     with state.pool.lease(state.settings.queue_timeout) as model:
         started = time.perf_counter()
-        prediction = model.predict(image)
+        prediction = model.predict(image.pixels)
         state.metrics.inference.observe(time.perf_counter() - started)
     return jsonify(
         {
-            **prediction.as_dict(),
+            **prediction.at_full_size(image.factor, image.width, image.height).as_dict(),
             "model": {"name": state.pool.info.name, "version": state.pool.info.version},
             "latency_ms": (time.perf_counter() - g.started) * 1000.0,
             "request_id": g.request_id,

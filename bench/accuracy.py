@@ -1,0 +1,51 @@
+"""Does decoding JPEGs at reduced size cost accuracy? Nose error on ../shared/data at each `decode_min_side`.
+
+    python bench/accuracy.py [--data ../shared/data] [--sides 0,1280,640,480]
+
+0 is the full-size decode. Also counts the faces found in the group photos (multi_face/) and the photos
+without a face (no_face/), where small faces and false detections would show a change.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+
+from nosetrack import load_model
+from nosetrack.evaluation import evaluate
+from nosetrack.images import decode_image_reduced
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--sides", default="0,1280,640,480", help="decode_min_side values to compare")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    model = load_model()
+    print("| decode_min_side | faces | detection | nose error median | p90 | faces: multi_face/ | no_face/ |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for side in (int(s) for s in args.sides.split(",")):
+
+        def predict_file(path: Path, side: int = side):
+            image = decode_image_reduced(path.read_bytes(), min_side=side)
+            return model.predict(image.pixels).at_full_size(image.factor, image.width, image.height)
+
+        summary = evaluate(args.data, predict_file).summary()
+        extra = [
+            sum(len(predict_file(path).faces) for path in sorted((args.data / folder).iterdir()))
+            for folder in ("multi_face", "no_face")
+        ]
+        print(
+            f"| {side} | {summary['faces']} | {summary['detection_rate']:.1%} | "
+            f"{summary['median_error']:.2%} | {summary['p90_error']:.2%} | {extra[0]} | {extra[1]} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
