@@ -212,3 +212,15 @@ def test_png_with_alpha_is_served(client, astronaut_bgr):
 
     rgba = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2BGRA)
     assert post_form(client, encode(rgba, ".png")).get_json()["detected"] is True
+
+
+def test_large_jpeg_is_answered_in_its_own_pixels(pool, astronaut_bgr):
+    import cv2
+
+    large = encode(cv2.resize(astronaut_bgr, (1600, 1600)))
+    reduced = post_form(make_test_app(pool).test_client(), large).get_json()
+    full = post_form(make_test_app(pool, decode_min_side=0).test_client(), large).get_json()
+    assert_nose_answer(reduced)
+    assert reduced["image"] == full["image"] == {"width": 1600, "height": 1600}
+    assert reduced["nose"]["x"] == pytest.approx(full["nose"]["x"], abs=16)
+    assert reduced["nose"]["y"] == pytest.approx(full["nose"]["y"], abs=16)

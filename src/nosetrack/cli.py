@@ -26,6 +26,9 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body (default 20 MiB)")
     serve.add_argument("--max-image-pixels", type=int, help="largest image, width x height (default 40 M)")
+    serve.add_argument(
+        "--decode-min-side", type=int, help="decode JPEGs at 1/2..1/8 size down to this long side (0: off)"
+    )
     serve.add_argument("--queue-timeout", type=float, help="seconds to wait for a free model before 503")
     serve.add_argument("--timeout", type=int, help="seconds a worker may spend on one request")
 
