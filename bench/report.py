@@ -110,6 +110,26 @@ def target_table(rows: list[dict], cores: int) -> list[str]:
     return lines
 
 
+def efficiency_table(rows: list[dict]) -> list[str]:
+    """CPU time per answer at 32 clients: what each design spends around the model; robust to noise."""
+    lines = [
+        "| route | image | in-process (1 proc.) | seed design | LitServe | nosetrack | nosetrack / in-proc |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    http = [r for r in rows if r["system"] != "inprocess" and r["cpus"] == "all" and r["clients"] == 32]
+    for route in dict.fromkeys(r["route"] for r in http):
+        for size in dict.fromkeys(r["size"] for r in http):
+            alone = _find(rows, system="inprocess", size=size, clients=1)
+            found = [_find(http, system=s, route=route, size=size) for s in ("seed", "litserve", "nosetrack")]
+            cells = [f"{r['cpu_ms_per_request']:.1f}" if r else "-" for r in (alone, *found)]
+            ours = found[-1]
+            ratio = (
+                f"{ours['cpu_ms_per_request'] / alone['cpu_ms_per_request']:.2f}x" if ours and alone else "-"
+            )
+            lines.append(f"| {route} | {size} | {' | '.join(cells)} | {ratio} |")
+    return lines
+
+
 def pinned_table(rows: list[dict], cores: int) -> list[str]:
     pinned = [r for r in rows if r["cpus"] != "all"]
     if not pinned:
@@ -181,7 +201,13 @@ def write(info: dict, folder: Path) -> None:
     ]
     if info.get("note"):
         text += ["", f"Conditions: {info['note']}"]
-    text += ["", "## Targets", "", *target_table(rows, cores), "", "## Seed design vs nosetrack by cores", ""]
+    text += ["", "## Targets", "", *target_table(rows, cores), ""]
+    text += [
+        "## CPU ms per answer at 32 clients (the server's CPU time / answers)",
+        "",
+        *efficiency_table(rows),
+    ]
+    text += ["", "## Seed design vs nosetrack by cores", ""]
     text += [*pinned_table(rows, cores), "", "## Every run", "", *main_table(rows), ""]
     (folder / "results.md").write_text("\n".join(text))
     plot(rows, cores, folder / "results.png")
