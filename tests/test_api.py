@@ -224,3 +224,52 @@ def test_large_jpeg_is_answered_in_its_own_pixels(pool, astronaut_bgr):
     assert reduced["image"] == full["image"] == {"width": 1600, "height": 1600}
     assert reduced["nose"]["x"] == pytest.approx(full["nose"]["x"], abs=16)
     assert reduced["nose"]["y"] == pytest.approx(full["nose"]["y"], abs=16)
+
+
+def multipart(*parts: tuple[str, str | None, bytes], boundary: str = "b0undary") -> tuple[bytes, str]:
+    """A multipart body from (field name, file name or None, bytes) parts, and its Content-Type."""
+    body = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [("image", "face.jpg", None)],
+        [("note", None, b"hello"), ("image", "face.jpg", None), ("other", "x.bin", b"\r\n--b0und")],
+        [("other", "a; name=image", b"x"), ("image", "face.jpg", None)],
+    ],
+)
+def test_image_bin_finds_the_image_among_other_fields(client, face_jpeg, parts):
+    body, content_type = multipart(*[(n, f, face_jpeg if d is None else d) for n, f, d in parts])
+    answer = client.post("/image-bin", data=body, content_type=content_type)
+    assert answer.status_code == 200
+    assert answer.get_json()["x"] == post_form(client, face_jpeg).get_json()["x"]
+
+
+def test_image_bin_field_that_is_not_a_file_is_missing(client, face_jpeg):
+    body, content_type = multipart(("image", None, face_jpeg))
+    assert_error(client.post("/image-bin", data=body, content_type=content_type), 400, "missing_field")
+
+
+def test_image_bin_with_base64_transfer_encoding_still_parses(client, face_jpeg):
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="image"; filename="f.jpg"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(face_jpeg) + b"\r\n--b--\r\n"
+    )
+    response = client.post("/image-bin", data=body, content_type="multipart/form-data; boundary=b")
+    # Left to werkzeug, which keeps the part's bytes as sent: base64 text is not an image.
+    assert_error(response, 415, "unsupported_image_type")
+
+
+def test_plain_multipart_is_read_without_the_full_parser(face_jpeg):
+    from nosetrack.server.payloads import _plain_file_part
+
+    body, _ = multipart(("note", None, b"hi"), ("image", "face.jpg", face_jpeg))
+    assert _plain_file_part(body, "b0undary", "image") == face_jpeg
+    assert _plain_file_part(body, "b0undary", "missing") is None
+    assert _plain_file_part(body[:-30], "b0undary", "missing") is None
+    assert _plain_file_part(body, "other", "image") is None
