@@ -31,6 +31,11 @@ class NosetrackServer(BaseApplication):
             "workers": s.workers,
             "worker_class": "gthread",
             "threads": s.threads,
+            # A worker takes a connection only when a thread of its own is free, and closes it after the
+            # answer, so each request waits in the kernel's queue for the first worker with a free thread.
+            # With keep-alive, a worker kept every connection it once accepted: one could hold them all.
+            "worker_connections": s.threads,
+            "keepalive": 0,
             "timeout": s.timeout,
             "graceful_timeout": s.timeout,
             "preload_app": False,
