@@ -21,7 +21,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, help="port (default 5000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 2)")
     serve.add_argument("--threads", type=int, help="threads and model instances per worker (default 4)")
-    serve.add_argument("--model", help="built-in model name (see `nosetrack models`)")
+    serve.add_argument("--model", help="built-in model name, or a model file or spec (see `nosetrack models`)")
     serve.add_argument("--log-file", help="rotating log file (default webserver.log; '' for none)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body (default 20 MiB)")
@@ -43,10 +43,18 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from .models import load_model
     from .server.gunicorn import serve
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
-    serve(Settings.from_environment(**options))
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    try:
+        settings = Settings.from_environment(**options)
+        # Load once here, so a bad model or spec stops the start with one sentence instead of failing each worker.
+        load_model(settings.model)
+    except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number
+        print(f"nosetrack: {error}", file=sys.stderr)
+        return 2
+    serve(settings)
     return 0
 
 
@@ -115,11 +123,18 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .models import BUILTIN_MODELS, DEFAULT_MODEL
+    from .models import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpecError, load_model
 
     for name, (description, _) in BUILTIN_MODELS.items():
         marker = " (default)" if name == DEFAULT_MODEL else ""
         print(f"{name}{marker}\n    {description}")
+    if args.model:
+        try:
+            info = load_model(args.model).info
+        except ModelSpecError as error:
+            print(f"nosetrack: {error}", file=sys.stderr)
+            return 2
+        print(f"\n{info.name} {info.version} (loaded from {args.model})\n{json.dumps(info.as_dict(), indent=2)}")
     return 0
 
 
@@ -129,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
     add_predict_parser(commands)
-    commands.add_parser("models", help="list the built-in models")
+    models = commands.add_parser("models", help="list the built-in models, and check a user model's spec")
+    models.add_argument("--model", help="a model file or spec to load, check and show")
     return parser
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from .base import Box, Face, Model, ModelInfo, Prediction
 from .blazeface import FULL_RANGE, SHORT_RANGE
 from .nose_tracker import NoseTracker
+from .spec import ModelSpecError
+from .spec_model import load_spec_model
 
 DEFAULT_MODEL = "facemesh"
 BUILTIN_MODELS: dict[str, tuple[str, Callable[[int], Model]]] = {
@@ -22,15 +25,18 @@ BUILTIN_MODELS: dict[str, tuple[str, Callable[[int], Model]]] = {
 
 
 def load_model(name_or_path: str | None = None, threads: int = 1) -> Model:
-    """The built-in model called `name_or_path` (the default when None).
+    """The built-in model called `name_or_path` (the default when None), or a user's model from a path:
+    a spec (.toml), a model file with a spec beside it, or a bare TensorFlow .pb (the seed's preprocessing).
 
     The instance is not thread-safe: give each thread its own, or share a `ModelPool`.
     """
     name = name_or_path or DEFAULT_MODEL
     if name in BUILTIN_MODELS:
         return BUILTIN_MODELS[name][1](threads)
+    if Path(name).suffix:
+        return load_spec_model(name, threads)
     choices = ", ".join(BUILTIN_MODELS)
-    raise ValueError(f"Unknown model {name!r}. Built-in models: {choices}.")
+    raise ModelSpecError(f"Unknown model {name!r}: name a built-in model ({choices}) or a model file or spec.")
 
 
-__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "Box", "Face", "Model", "ModelInfo", "Prediction", "load_model"]
+__all__ = ["BUILTIN_MODELS", "DEFAULT_MODEL", "Box", "Face", "Model", "ModelInfo", "ModelSpecError", "Prediction", "load_model"]

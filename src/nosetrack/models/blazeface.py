@@ -88,7 +88,7 @@ class BlazeFaceDetector:
         self._anchors = make_anchors(variant)
 
     def _input_tensor(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        square, frame = letterbox(image, self.variant.input_size)
+        square, frame = letterbox(image, self.variant.input_size, self.variant.input_size)
         tensor = cv2.cvtColor(square, cv2.COLOR_BGR2RGB).astype(np.float32)
         tensor *= 2.0 / 255.0
         tensor -= 1.0

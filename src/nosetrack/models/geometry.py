@@ -10,33 +10,34 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Where the image sits in the square input: scale from 0..1 input units to image pixels, and the offset."""
+    """Where the image sits in a letterboxed input: image pixels per input width and height, and the offset."""
 
-    scale: float
+    scale_x: float
+    scale_y: float
     offset_x: float
     offset_y: float
 
     def to_image(self, points: np.ndarray) -> np.ndarray:
-        """Map (x, y) points in 0..1 of the square input to image pixels."""
-        return points * self.scale - np.array([self.offset_x, self.offset_y], dtype=np.float32)
+        """Map (x, y) points in 0..1 of the input to image pixels."""
+        return points * np.array([self.scale_x, self.scale_y], dtype=np.float32) - np.array(
+            [self.offset_x, self.offset_y], dtype=np.float32
+        )
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping the aspect ratio, centred on a black square of `size` pixels."""
-    height, width = image.shape[:2]
-    side = max(height, width)
-    inner_w = max(1, round(width * size / side))
-    inner_h = max(1, round(height * size / side))
-    interpolation = cv2.INTER_AREA if side > 2 * size else cv2.INTER_LINEAR
+def letterbox(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio, centred on a black `width` x `height` canvas."""
+    image_height, image_width = image.shape[:2]
+    factor = min(width / image_width, height / image_height)
+    inner_w = min(width, max(1, round(image_width * factor)))
+    inner_h = min(height, max(1, round(image_height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 0.5 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (inner_w, inner_h), interpolation=interpolation)
-    left = (size - inner_w) // 2
-    top = (size - inner_h) // 2
-    square = cv2.copyMakeBorder(
-        resized, top, size - inner_h - top, left, size - inner_w - left, cv2.BORDER_CONSTANT, value=0
+    left = (width - inner_w) // 2
+    top = (height - inner_h) // 2
+    canvas = cv2.copyMakeBorder(
+        resized, top, height - inner_h - top, left, width - inner_w - left, cv2.BORDER_CONSTANT, value=0
     )
-    scale = side
-    pixels_per_input = side / size
-    return square, Letterbox(scale, left * pixels_per_input, top * pixels_per_input)
+    return canvas, Letterbox(width / factor, height / factor, left / factor, top / factor)
 
 
 @dataclass(frozen=True)
