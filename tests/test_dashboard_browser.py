@@ -1,6 +1,6 @@
-"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright, against `nosetrack serve`.
+"""The dashboard in a real browser: Debian's headless Chromium, driven by Playwright, on `nosetrack serve`.
 
-Screenshots land in artifacts/ (gitignored). Skipped only when /usr/bin/chromium is missing; .ci/run installs it.
+Screenshots land in artifacts/ (gitignored). Skipped only without /usr/bin/chromium; .ci/run installs it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from conftest import LiveServer, encode
+from conftest import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -50,7 +50,9 @@ def moving_face_frames(face_bgr: np.ndarray) -> list[np.ndarray]:
     frames = []
     for index in range(VIDEO_FRAMES):
         phase = 2 * math.pi * index / VIDEO_FRAMES
-        shift = np.float32([[1, 0, (width - height) / 2 + 70 * math.sin(phase)], [0, 1, 12 * math.cos(phase)]])
+        shift = np.float32(
+            [[1, 0, (width - height) / 2 + 70 * math.sin(phase)], [0, 1, 12 * math.cos(phase)]]
+        )
         frames.append(cv2.warpAffine(face, shift, (width, height), borderValue=(45, 40, 35)))
     return frames
 
@@ -152,7 +154,7 @@ def test_counters_and_charts_move_after_requests(page, server, face_jpeg):
 def test_recent_predictions_show_as_thumbnails(page, server, face_jpeg):
     post_face(server, face_jpeg)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#recent-frames img')].some(i => i.complete && i.naturalWidth > 0)",
+        "() => [...document.querySelectorAll('#recent-frames img')].some(img => img.naturalWidth > 0)",
         timeout=10_000,
     )
     figures = page.locator("#recent-frames figure")
@@ -163,7 +165,9 @@ def test_recent_predictions_show_as_thumbnails(page, server, face_jpeg):
 
 def test_try_it_draws_the_nose_where_the_api_answers(page, server, face_jpeg):
     answer = post_face(server, face_jpeg)
-    page.set_input_files("#try-file", {"name": "astronaut.jpg", "mimeType": "image/jpeg", "buffer": face_jpeg})
+    page.set_input_files(
+        "#try-file", {"name": "astronaut.jpg", "mimeType": "image/jpeg", "buffer": face_jpeg}
+    )
     page.wait_for_selector("#try-canvas:not([hidden])")
     width = page.eval_on_selector("#try-canvas", "c => c.width")
     scale = width / answer["image"]["width"]
@@ -182,7 +186,9 @@ def test_try_it_draws_the_nose_where_the_api_answers(page, server, face_jpeg):
 
 def test_try_it_shows_a_hostile_file_name_and_error_as_text(page):
     name = '<img src=x onerror="window.injected=1">.jpg'
-    page.set_input_files("#try-file", {"name": name, "mimeType": "image/jpeg", "buffer": b"not a jpeg at all"})
+    page.set_input_files(
+        "#try-file", {"name": name, "mimeType": "image/jpeg", "buffer": b"not a jpeg at all"}
+    )
     page.wait_for_selector("#try-summary.error")
     summary = page.locator("#try-summary")
     assert name in summary.text_content()
@@ -193,7 +199,9 @@ def test_try_it_shows_a_hostile_file_name_and_error_as_text(page):
 
 def test_webcam_draws_the_tracked_nose_at_a_sustained_rate(page, server):
     page.click("#webcam-toggle")
-    page.wait_for_function("() => Number(document.getElementById('webcam').dataset.frames) >= 10", timeout=20_000)
+    page.wait_for_function(
+        "() => Number(document.getElementById('webcam').dataset.frames) >= 10", timeout=20_000
+    )
     panel = page.locator("#webcam")
     frames_before, started = int(panel.get_attribute("data-frames")), time.monotonic()
     noses = set()

@@ -32,7 +32,8 @@ export function startRecent() {
     for (const node of grid.children) {
       const caption = node.querySelector("figcaption");
       const frame = node.frameDetails;
-      caption.textContent = `${frame.route} · ${frame.faces} face${frame.faces === 1 ? "" : "s"} · ${Math.round(frame.latency_ms)} ms · ${ago(now - frame.time)}`;
+      const faces = `${frame.faces} face${frame.faces === 1 ? "" : "s"}`;
+      caption.textContent = `${frame.route} · ${faces}\n${Math.round(frame.latency_ms)} ms · ${ago(now - frame.time)}`;
     }
   }
 
