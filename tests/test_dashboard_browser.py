@@ -6,55 +6,20 @@ Screenshots land in artifacts/ (gitignored). Skipped only without /usr/bin/chrom
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import requests
+from browser import CHROMIUM, launch_chromium
 from conftest import LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-VIDEO_SIZE = (640, 480)
-VIDEO_FRAMES = 60
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> None:
-    """Frames (BGR, all one size) as a YUV4MPEG2 file, the format Chromium's fake camera plays in a loop."""
-    height, width = frames[0].shape[:2]
-    with path.open("wb") as video:
-        video.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            video.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-
-
-def moving_face_frames(face_bgr: np.ndarray) -> list[np.ndarray]:
-    """The photograph drifting left and right and a little up and down, as a face in front of a webcam."""
-    width, height = VIDEO_SIZE
-    face = cv2.resize(face_bgr, (height, height), interpolation=cv2.INTER_AREA)
-    frames = []
-    for index in range(VIDEO_FRAMES):
-        phase = 2 * math.pi * index / VIDEO_FRAMES
-        shift = np.float32(
-            [[1, 0, (width - height) / 2 + 70 * math.sin(phase)], [0, 1, 12 * math.cos(phase)]]
-        )
-        frames.append(cv2.warpAffine(face, shift, (width, height), borderValue=(45, 40, 35)))
-    return frames
 
 
 @pytest.fixture(scope="module")
@@ -68,22 +33,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory, astronaut_bgr):
-    folder = tmp_path_factory.mktemp("chromium")
-    video = folder / "face.y4m"
-    write_y4m(video, moving_face_frames(astronaut_bgr))
-    fake_camera = [
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-video-capture={video}",
-    ]
     with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(folder / "profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS + fake_camera,
-            viewport={"width": 1360, "height": 1000},
-        )
+        context = launch_chromium(playwright, tmp_path_factory.mktemp("chromium"), astronaut_bgr)
         yield context
         context.close()
 
@@ -91,10 +42,14 @@ def browser(tmp_path_factory, astronaut_bgr):
 @pytest.fixture
 def page(browser, server):
     page = browser.new_page()
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(server.url + "/")
     page.wait_for_selector("#live.live")
     yield page
     page.close()
+    # Works offline: every request the page made went to our own server.
+    assert all(url.startswith((server.url + "/", "data:", "blob:")) for url in requested), requested
 
 
 def screenshot(page, name: str, **options) -> None:

@@ -23,6 +23,8 @@ import numpy as np
 from ..annotate import draw_prediction
 
 THUMBNAIL_SIDE = 240
+# Thick enough to see once the browser shrinks the thumbnail into its grid.
+THUMBNAIL_LINE = 2
 SLOT_BYTES = 64 * 1024
 MAX_FRAMES = 64
 # Every slot starts with: sequence number (0 = never written), time, JPEG length, JSON length.
@@ -44,7 +46,7 @@ def thumbnail(image: np.ndarray, answer: dict[str, Any]) -> bytes | None:
                 "box": {key: value * scale for key, value in box.items()} if box else None,
             }
         )
-    drawn = draw_prediction(small, {"faces": faces})
+    drawn = draw_prediction(small, {"faces": faces}, THUMBNAIL_LINE)
     for quality in JPEG_QUALITIES:
         ok, buffer = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok and len(buffer) <= SLOT_BYTES - SLOT_HEADER.size - 1024:

@@ -18,10 +18,11 @@ export function drawFaces(context, faces, scale, { labels = true } = {}) {
       context.strokeStyle = BOX_COLOUR;
       context.lineWidth = line;
       context.strokeRect(x * scale, y * scale, width * scale, height * scale);
-      if (labels && face.score != null) {
-        const text = `face ${face.score.toFixed(2)}`;
-        context.font = `600 ${Math.round(radius * 2.4)}px system-ui, sans-serif`;
-        const w = context.measureText(text).width + radius;
+      context.font = `600 ${Math.round(radius * 2.4)}px system-ui, sans-serif`;
+      const text = face.score == null ? "" : `face ${face.score.toFixed(2)}`;
+      const w = context.measureText(text).width + radius;
+      // A label wider than its face would cover its neighbours' in a crowd: small faces go without.
+      if (labels && text && w <= width * scale + line) {
         const h = radius * 3.2;
         const top = Math.max(0, y * scale - h);
         context.fillStyle = BOX_COLOUR;
