@@ -10,6 +10,7 @@ Percentiles come from the histogram: buckets grow by 2**(1/4), so an estimate is
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import time
@@ -29,25 +30,32 @@ def _own_ring(path: Path | None) -> np.ndarray:
     if path is None:
         return np.zeros((SECONDS_KEPT, ROW_WIDTH), np.int64)
     # A restarted worker that got a dead one's pid continues its file; stale rows age out by their second.
-    mode = "r+" if path.exists() else "w+"
-    return np.memmap(path, np.int64, mode, shape=(SECONDS_KEPT, ROW_WIDTH))
+    size = SECONDS_KEPT * ROW_WIDTH * 8
+    with path.open("a+b") as file:
+        file.truncate(size)
+        shared = mmap.mmap(file.fileno(), size)
+    # A plain array over the shared pages: np.memmap's per-index overhead would triple the cost of `record`.
+    return np.frombuffer(shared, np.int64).reshape(SECONDS_KEPT, ROW_WIDTH)
 
 
-def percentile_from_histogram(buckets: np.ndarray, percentile: float) -> float | None:
-    """The latency in seconds below which `percentile`% of the counted requests fell, or None if none."""
-    total = buckets.sum()
-    if total == 0:
-        return None
-    rank = total * percentile / 100.0
-    index = int(np.searchsorted(np.cumsum(buckets), rank))
-    if index >= len(BUCKET_EDGES):
-        return float(BUCKET_EDGES[-1])
+def percentiles_ms(histograms: np.ndarray, percentile: float) -> list[float | None]:
+    """Per row of bucket counts, the latency in ms below which `percentile`% of its requests fell (None if
+    the row has none)."""
+    totals = histograms.sum(axis=1)
+    cumulative = histograms.cumsum(axis=1)
+    ranks = totals * percentile / 100.0
+    index = np.minimum((cumulative < ranks[:, None]).sum(axis=1), len(BUCKET_EDGES) - 1)
+    rows = np.arange(len(histograms))
     upper = BUCKET_EDGES[index]
-    lower = BUCKET_EDGES[index - 1] if index else upper / 2.0
-    below = buckets[:index].sum()
-    fraction = (rank - below) / buckets[index]
-    # Geometric interpolation, as the buckets are evenly spaced on a log scale.
-    return float(lower * (upper / lower) ** fraction)
+    lower = np.where(index > 0, BUCKET_EDGES[index - 1], upper / 2.0)
+    counts = np.maximum(histograms[rows, index], 1)
+    fraction = np.clip((ranks - (cumulative[rows, index] - histograms[rows, index])) / counts, 0.0, 1.0)
+    # Geometric interpolation, as the buckets are evenly spaced on a log scale; the overflow bucket (slower
+    # than the last edge) is clipped to that edge.
+    seconds = lower * (upper / lower) ** fraction
+    return [
+        round(float(ms), 3) if total else None for ms, total in zip(seconds * 1000.0, totals, strict=True)
+    ]
 
 
 class Timeline:
@@ -105,9 +113,9 @@ class Timeline:
             "errors": rows[:, ERRORS].tolist(),
         }
         for p in PERCENTILES:
-            series[f"p{p}_ms"] = [_milliseconds(percentile_from_histogram(r[FIRST_BUCKET:], p)) for r in rows]
+            series[f"p{p}_ms"] = percentiles_ms(rows[:, FIRST_BUCKET:], p)
         latest = rows[-recent:]
-        histogram = latest[:, FIRST_BUCKET:].sum(axis=0)
+        histogram = latest[:, FIRST_BUCKET:].sum(axis=0, keepdims=True)
         totals = {
             "seconds": len(latest),
             "requests": int(latest[:, REQUESTS].sum()),
@@ -115,9 +123,5 @@ class Timeline:
             "requests_per_s": float(latest[:, REQUESTS].sum()) / max(len(latest), 1),
         }
         for p in PERCENTILES:
-            totals[f"p{p}_ms"] = _milliseconds(percentile_from_histogram(histogram, p))
+            totals[f"p{p}_ms"] = percentiles_ms(histogram, p)[0]
         return {"series": series, "recent": totals}
-
-
-def _milliseconds(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000.0, 3)
