@@ -57,8 +57,39 @@ function drawAxes(context, plot, top, step, points) {
   }
 }
 
+// The point under the pointer: its index among `points`, or null outside the plot.
+export function pointIndex(canvas, event, points) {
+  const width = canvas.clientWidth - PAD.left - PAD.right;
+  const index = Math.floor(((event.offsetX - PAD.left) / width) * points);
+  return index >= 0 && index < points ? index : null;
+}
+
+// A rule at the hovered point and a box with its values (`hover` = {index, lines}).
+function drawHover(context, plot, points, hover) {
+  if (!hover || hover.index == null) return;
+  const x = Math.round(plot.x + ((hover.index + 0.5) / points) * plot.w) + 0.5;
+  context.strokeStyle = "#c9d6ff88";
+  context.lineWidth = 1;
+  context.beginPath();
+  context.moveTo(x, plot.y);
+  context.lineTo(x, plot.y + plot.h);
+  context.stroke();
+  context.font = "12px system-ui, sans-serif";
+  const width = Math.max(...hover.lines.map((line) => context.measureText(line).width)) + 16;
+  const height = hover.lines.length * 16 + 10;
+  const left = x + 8 + width > plot.x + plot.w ? x - 8 - width : x + 8;
+  context.fillStyle = "#0b101aee";
+  context.fillRect(left, plot.y, width, height);
+  context.strokeStyle = GRID;
+  context.strokeRect(left + 0.5, plot.y + 0.5, width - 1, height - 1);
+  context.fillStyle = "#e7ecf6";
+  context.textAlign = "left";
+  context.textBaseline = "top";
+  hover.lines.forEach((line, i) => context.fillText(line, left + 8, plot.y + 6 + i * 16));
+}
+
 // Stacked bars, one per second: `stacks` = [{values, colour}], bottom first.
-export function barChart(canvas, stacks) {
+export function barChart(canvas, stacks, hover = null) {
   const { context, plot } = prepare(canvas);
   const points = stacks[0].values.length;
   const totals = stacks[0].values.map((_, i) => stacks.reduce((sum, s) => sum + (s.values[i] || 0), 0));
@@ -77,10 +108,11 @@ export function barChart(canvas, stacks) {
       base += value;
     }
   }
+  drawHover(context, plot, points, hover);
 }
 
 // Lines with a break wherever a value is null (a second without requests).
-export function lineChart(canvas, lines) {
+export function lineChart(canvas, lines, hover = null) {
   const { context, plot } = prepare(canvas);
   const points = lines[0].values.length;
   const all = lines.flatMap((l) => l.values.filter((v) => v != null));
@@ -108,4 +140,5 @@ export function lineChart(canvas, lines) {
     });
     context.stroke();
   }
+  drawHover(context, plot, points, hover);
 }

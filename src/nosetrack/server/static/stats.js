@@ -1,7 +1,7 @@
 // The live part of the dashboard: polls the public /api/stats once a second and redraws counters and charts.
 // Everything from the server is set with textContent: nothing is ever parsed as HTML.
 
-import { barChart, lineChart } from "./charts.js";
+import { barChart, lineChart, pointIndex } from "./charts.js";
 
 const css = getComputedStyle(document.documentElement);
 const colour = (name) => css.getPropertyValue(name).trim();
@@ -75,17 +75,49 @@ function renderRoutes(requests) {
   document.querySelector("#routes tbody").replaceChildren(...rows);
 }
 
+// Which second the pointer is over, per chart (null: none).
+const hovered = { rate: null, latency: null };
+
+function clock(series, index) {
+  const second = series.end - (series.requests.length - 1 - index);
+  return new Date(second * 1000).toLocaleTimeString();
+}
+
 function renderCharts(series) {
   const answered = series.requests.map((n, i) => n - series.errors[i]);
+  const rateHover = hovered.rate == null ? null : {
+    index: hovered.rate,
+    lines: [clock(series, hovered.rate), `${series.requests[hovered.rate]} requests`, `${series.errors[hovered.rate]} errors`],
+  };
   barChart($("chart-rate"), [
     { values: answered, colour: colour("--ok") },
     { values: series.errors, colour: colour("--err") },
-  ]);
+  ], rateHover);
+  const i = hovered.latency;
+  const latencyHover = i == null ? null : {
+    index: i,
+    lines: series.p50_ms[i] == null
+      ? [clock(series, i), "no requests"]
+      : [clock(series, i), `p50 ${formatMs(series.p50_ms[i])}`, `p90 ${formatMs(series.p90_ms[i])}`, `p99 ${formatMs(series.p99_ms[i])}`],
+  };
   lineChart($("chart-latency"), [
     { values: series.p50_ms, colour: colour("--p50") },
     { values: series.p90_ms, colour: colour("--p90") },
     { values: series.p99_ms, colour: colour("--p99") },
-  ]);
+  ], latencyHover);
+}
+
+function followPointer(canvas, key, latest) {
+  canvas.addEventListener("mousemove", (event) => {
+    const series = latest();
+    if (!series) return;
+    hovered[key] = pointIndex(canvas, event, series.requests.length);
+    renderCharts(series);
+  });
+  canvas.addEventListener("mouseleave", () => {
+    hovered[key] = null;
+    if (latest()) renderCharts(latest());
+  });
 }
 
 export function startStats(onStats) {
@@ -108,7 +140,10 @@ export function startStats(onStats) {
       live.className = "pill down";
     }
   }
+  const latest = () => last && last.timeline.series;
+  followPointer($("chart-rate"), "rate", latest);
+  followPointer($("chart-latency"), "latency", latest);
   refresh();
   setInterval(refresh, 1000);
-  window.addEventListener("resize", () => last && renderCharts(last.timeline.series));
+  window.addEventListener("resize", () => latest() && renderCharts(latest()));
 }
