@@ -88,7 +88,7 @@ class RecentFrames:
 
     def frames(self, after: int = 0) -> list[dict[str, Any]]:
         """The kept frames newer than sequence number `after`, newest first."""
-        if not self.enabled or not self._lock.acquire(timeout=1.0):
+        if not self.enabled or not self._lock.acquire(timeout=0.2):
             return []
         try:
             snapshot = bytes(self._memory)

@@ -65,6 +65,13 @@ export function startWebcam() {
     const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.8));
     const started = performance.now();
     const response = await fetch("/v1/nose", { method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" } });
+    if (response.status === 503) {
+      // Overloaded: skip this frame and wait as long as the server asks, rather than stop.
+      const seconds = Number(response.headers.get("Retry-After")) || 1;
+      message.textContent = `The server is busy; trying again in ${seconds} s.`;
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      return;
+    }
     if (!response.ok) throw new Error(await errorMessage(response));
     const answer = await response.json();
     const roundTrip = performance.now() - started;
