@@ -1,6 +1,7 @@
 // Thumbnails of the latest predictions from /api/recent, when the server keeps them (--show-recent N).
 
-const $ = (id) => document.getElementById(id);
+import { byId as $ } from "./dom.js";
+
 const JPEG_DATA_URL = "data:image/jpeg;base64,";
 
 function ago(seconds) {

@@ -1,18 +1,11 @@
 // The live part of the dashboard: polls the public /api/stats once a second and redraws counters and charts.
 // Everything from the server is set with textContent: nothing is ever parsed as HTML.
 
+import { byId as $, element } from "./dom.js";
 import { barChart, lineChart, pointIndex } from "./charts.js";
 
 const css = getComputedStyle(document.documentElement);
 const colour = (name) => css.getPropertyValue(name).trim();
-const $ = (id) => document.getElementById(id);
-
-function element(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text != null) node.textContent = text;
-  if (className) node.className = className;
-  return node;
-}
 
 function formatMs(ms) {
   if (ms == null) return "–";

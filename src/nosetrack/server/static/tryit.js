@@ -1,8 +1,8 @@
 // "Try it": an image from the user's disk goes to POST /v1/nose; the page draws the answer over the picture.
 
+import { byId as $ } from "./dom.js";
 import { drawFaces, errorMessage, markersAttribute } from "./faces.js";
 
-const $ = (id) => document.getElementById(id);
 const LONGEST_SIDE = 1280;
 
 function showError(text) {

@@ -1,9 +1,9 @@
 // "Webcam": frames from getUserMedia go to POST /v1/nose one at a time; the nose is drawn over the live video,
 // with a short trail, the way a hands-free mouse would follow it.
 
+import { byId as $ } from "./dom.js";
 import { drawFaces, errorMessage, markersAttribute, NOSE_COLOUR } from "./faces.js";
 
-const $ = (id) => document.getElementById(id);
 const FRAME_WIDTH = 640;
 const TRAIL = 24;
 const WINDOW_MS = 2000;
