@@ -103,7 +103,11 @@ class LiveServer:
             stdout=subprocess.DEVNULL,
             stderr=open(tmp_path / "server.err", "wb"),
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a server behind a failed start
+            raise
 
     def wait_ready(self, seconds: float = 60.0) -> None:
         deadline = time.monotonic() + seconds
