@@ -28,6 +28,9 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-image-pixels", type=int, help="largest image, width x height (default 40 M)")
     serve.add_argument("--queue-timeout", type=float, help="seconds to wait for a free model before 503")
     serve.add_argument("--timeout", type=int, help="seconds a worker may spend on one request")
+    serve.add_argument(
+        "--show-recent", type=int, metavar="N", help="show the last N predictions on the dashboard (0: off)"
+    )
 
 
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:

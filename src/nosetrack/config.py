@@ -24,6 +24,8 @@ class Settings:
     queue_timeout: float = 10.0
     # Seconds gunicorn gives a request (and a slow body) before it recycles the worker.
     timeout: int = 30
+    # How many recent predictions the dashboard may show as thumbnails; 0 (off) keeps pictures out of memory.
+    show_recent: int = 0
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -12,6 +12,13 @@ from collections import defaultdict
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .timeline import Timeline
+
+# Requests that watch the server rather than use it: counted, but kept out of the timeline's charts, so an
+# open dashboard (which polls /api/stats every second) does not show up as load.
+MONITORING_ROUTES = frozenset(
+    {"/", "/api/stats", "/api/recent", "/metrics", "/healthz", "/readyz", "/static/<path:filename>"}
+)
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -31,10 +38,13 @@ class Metrics:
         self.inference = Histogram(
             "nosetrack_inference_seconds", "Time in the model.", buckets=LATENCY_BUCKETS, registry=self._registry
         )
+        self.timeline = Timeline(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, status=str(status)).inc()
         self.latency.labels(route=route).observe(seconds)
+        if route not in MONITORING_ROUTES:
+            self.timeline.record(seconds, error=status >= 400)
 
     def _collecting_registry(self) -> CollectorRegistry:
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
