@@ -56,6 +56,20 @@ class Prediction:
             "box": face.box.as_dict() if face.box else None,
         }
 
+    @classmethod
+    def from_dict(cls, answer: dict[str, Any]) -> Prediction:
+        """The prediction back from an answer's body, as a client receives it."""
+        faces = [
+            Face(
+                face["nose"]["x"],
+                face["nose"]["y"],
+                face.get("score"),
+                Box(**face["box"]) if face.get("box") else None,
+            )
+            for face in answer["faces"]
+        ]
+        return cls(answer["image"]["width"], answer["image"]["height"], faces)
+
     def as_dict(self) -> dict[str, Any]:
         """The answer's body: the seed's `x` and `y` (normalized, of the main face) at the top level."""
         faces = [self._face_dict(face) for face in self.faces]
