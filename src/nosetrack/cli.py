@@ -44,7 +44,9 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
 
 def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="measure nose accuracy on an annotated set (labels.csv)")
-    evaluate.add_argument("data_dir", type=Path, help="folder with labels.csv and images/ (no_face/, multi_face/)")
+    evaluate.add_argument(
+        "data_dir", type=Path, help="folder with labels.csv and images/ (no_face/, multi_face/)"
+    )
     where = evaluate.add_mutually_exclusive_group()
     where.add_argument("--model", help="built-in model to run in process (default: the default model)")
     where.add_argument("--url", help="measure a running server instead, e.g. http://127.0.0.1:5000")

@@ -67,7 +67,9 @@ class EvaluationReport:
             "p90_error": float(np.percentile(errors, 90)) if found else float("nan"),
             "share_under_5_percent": float((errors < 0.05).mean()) if found else 0.0,
             "ms_per_image": self.seconds_per_image * 1000.0,
-            "faces_on_no_face_images": sum(n for k, n in self.face_counts.items() if k.startswith("no_face/")),
+            "faces_on_no_face_images": sum(
+                n for k, n in self.face_counts.items() if k.startswith("no_face/")
+            ),
         }
 
     def worst(self, count: int) -> list[FaceOutcome]:
@@ -160,8 +162,12 @@ def draw_outcome(image: np.ndarray, outcome: FaceOutcome, tile_size: int = 256) 
     """A square tile around the labelled nose: the label as a green cross, the prediction as a red dot."""
     scale = tile_size / (3.0 * outcome.label.interocular)
     centre_x, centre_y = outcome.label.nose
-    to_tile = np.array([[scale, 0, tile_size / 2 - scale * centre_x], [0, scale, tile_size / 2 - scale * centre_y]])
-    tile = cv2.warpAffine(image, to_tile, (tile_size, tile_size), flags=cv2.INTER_AREA, borderValue=(40, 40, 40))
+    to_tile = np.array(
+        [[scale, 0, tile_size / 2 - scale * centre_x], [0, scale, tile_size / 2 - scale * centre_y]]
+    )
+    tile = cv2.warpAffine(
+        image, to_tile, (tile_size, tile_size), flags=cv2.INTER_AREA, borderValue=(40, 40, 40)
+    )
     middle = (tile_size // 2, tile_size // 2)
     cv2.drawMarker(tile, middle, (60, 220, 60), cv2.MARKER_CROSS, 18, 2, cv2.LINE_AA)
     if outcome.predicted is not None:
@@ -170,11 +176,15 @@ def draw_outcome(image: np.ndarray, outcome: FaceOutcome, tile_size: int = 256) 
     caption = "missed" if outcome.error is None else f"{outcome.error:.1%}"
     for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
         cv2.putText(tile, caption, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, width, cv2.LINE_AA)
-        cv2.putText(tile, outcome.label.file[-34:], (6, tile_size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, width)
+        cv2.putText(
+            tile, outcome.label.file[-34:], (6, tile_size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, width
+        )
     return tile
 
 
-def contact_sheet(data_dir: Path, outcomes: list[FaceOutcome], columns: int = 6, tile_size: int = 256) -> np.ndarray:
+def contact_sheet(
+    data_dir: Path, outcomes: list[FaceOutcome], columns: int = 6, tile_size: int = 256
+) -> np.ndarray:
     """The outcomes' tiles in rows: a picture of where the model goes wrong."""
     tiles = [
         draw_outcome(cv2.imread(str(data_dir / "images" / o.label.file), cv2.IMREAD_COLOR), o, tile_size)
@@ -201,4 +211,3 @@ def server_predictor(url: str) -> PredictFile:
 
     client = Client(url)
     return lambda path: Prediction.from_dict(client.predict(path))
-
