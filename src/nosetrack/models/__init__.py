@@ -5,18 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import Box, Face, Model, ModelInfo, Prediction
-from .blazeface import FULL_RANGE, SHORT_RANGE
-from .nose_tracker import NoseTracker
+from .blazeface import SHORT_RANGE, DetectorViews
+from .nose_tracker import NoseTracker, NoseTrackerOptions
 
 DEFAULT_MODEL = "facemesh"
+# Photos larger than a webcam frame are also searched in tiles, for the small faces of group photos.
+PHOTO_VIEWS = DetectorViews(tile_above=640)
 BUILTIN_MODELS: dict[str, tuple[str, Callable[[int], Model]]] = {
     "facemesh": (
-        "BlazeFace full range (faces near and far, group photos) + FaceMesh nose tip. The default.",
-        lambda threads: NoseTracker(FULL_RANGE, threads),
+        "BlazeFace full range (faces near and far, tiles for group photos) + FaceMesh nose tip, "
+        "averaged with the mirrored crop's. The default.",
+        lambda threads: NoseTracker(NoseTrackerOptions(views=PHOTO_VIEWS), threads, "facemesh"),
     ),
     "facemesh-short-range": (
         "BlazeFace short range (one face close to a webcam) + FaceMesh nose tip. A little faster.",
-        lambda threads: NoseTracker(SHORT_RANGE, threads),
+        lambda threads: NoseTracker(
+            NoseTrackerOptions(detector=SHORT_RANGE), threads, "facemesh-short-range"
+        ),
     ),
 }
 

@@ -21,6 +21,9 @@ class Box:
     def area(self) -> float:
         return self.width * self.height
 
+    def contains(self, x: float, y: float) -> bool:
+        return self.x <= x <= self.x + self.width and self.y <= y <= self.y + self.height
+
     def as_dict(self) -> dict[str, float]:
         return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
 
