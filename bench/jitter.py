@@ -26,9 +26,7 @@ from nosetrack.models.nose_tracker import NoseTracker, NoseTrackerOptions
 CONFIGURATIONS = {
     "facemesh (default)": lambda: load_model("facemesh"),
     "facemesh, no mirrored crop": lambda: NoseTracker(NoseTrackerOptions(views=PHOTO_VIEWS, mirror=False)),
-    "facemesh, always refine": lambda: NoseTracker(
-        NoseTrackerOptions(views=PHOTO_VIEWS, refine_above=(0, 0))
-    ),
+    "facemesh-steady": lambda: load_model("facemesh-steady"),
     "facemesh-short-range": lambda: load_model("facemesh-short-range"),
     "before issue 6 (margin 1.5, two passes, no mirror)": lambda: NoseTracker(
         NoseTrackerOptions(

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nosetrack.models import Box, Face
+from nosetrack.models import BUILTIN_MODELS, Box, Face, load_model
 from nosetrack.models.blazeface import DetectorViews
 from nosetrack.models.geometry import square_view
 from nosetrack.models.nose_tracker import NoseTracker, NoseTrackerOptions, distinct_faces
@@ -69,3 +69,34 @@ def test_a_small_face_in_a_large_photo_is_found_once(model, astronaut_bgr, corne
     assert not NoseTracker().predict(canvas).detected  # without tiles, too small to find
     nose = np.array([x, y]) + ASTRONAUT_NOSE * side / 512
     assert np.hypot(faces[0].nose_x - nose[0], faces[0].nose_y - nose[1]) < 25 * side / 512
+
+
+# Counted by eye: every face a person would count, including small and turned ones.
+GROUP_PHOTOS = {
+    "dlib_2008_004176.jpg": 7,
+    "dlib_2008_007676.jpg": 7,
+    "dlib_bald_guys.jpg": 24,
+    "insightface_t1.jpg": 6,
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUP_PHOTOS))
+def test_every_face_of_a_group_photo_gets_one_nose(model, shared_data, name):
+    faces = model.predict(cv2.imread(str(shared_data / "multi_face" / name))).faces
+    assert len(faces) == GROUP_PHOTOS[name]
+    for face in faces:
+        assert sum(other.box.contains(face.nose_x, face.nose_y) for other in faces) == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["dlib_dogs.jpg", "skimage_chelsea.png", "skimage_coffee.png", "skimage_rocket.jpg"]
+)
+def test_no_face_where_there_is_none(model, shared_data, name):
+    assert not model.predict(cv2.imread(str(shared_data / "no_face" / name))).detected
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_MODELS))
+def test_every_built_in_model_finds_the_astronauts_nose(name, astronaut_bgr):
+    faces = load_model(name).predict(astronaut_bgr).faces
+    assert len(faces) == 1
+    assert np.linalg.norm([faces[0].nose_x, faces[0].nose_y] - ASTRONAUT_NOSE) < 25
