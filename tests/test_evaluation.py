@@ -110,3 +110,8 @@ def test_eval_command_measures_a_running_server(live_server, small_set, capsys):
 def test_eval_command_says_when_there_are_no_labels(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 1
     assert "No labels.csv" in capsys.readouterr().err
+
+
+def test_eval_command_names_the_built_in_models_when_asked_for_another(small_set, capsys):
+    assert main(["eval", str(small_set), "--model", "no-such-model"]) == 2
+    assert "facemesh" in capsys.readouterr().err

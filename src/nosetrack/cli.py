@@ -150,8 +150,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluation import model_predictor, server_predictor
     from .models import load_model
 
-    predict_file = server_predictor(args.url) if args.url else model_predictor(load_model(args.model))
-    return report_evaluation(args, predict_file)
+    if args.url:
+        return report_evaluation(args, server_predictor(args.url))
+    try:
+        model = load_model(args.model)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return report_evaluation(args, model_predictor(model))
 
 
 def run_models(args: argparse.Namespace) -> int:

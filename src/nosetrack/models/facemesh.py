@@ -37,8 +37,9 @@ class FaceMesh:
         mesh, face_logit = self._engine.run(tensor[np.newaxis])
         points = mesh.reshape(-1, 3)[:, :2]
         if mirrored:
-            # Pixel i of the flipped crop is pixel CROP_SIZE - 1 - i; in the network's units (pixel edges at
-            # whole numbers) a point at x comes from CROP_SIZE - x.
+            # Pixel i of the flipped crop is pixel CROP_SIZE - 1 - i. Where in a pixel the network's 0 lies is
+            # not documented; mirroring about CROP_SIZE (pixel edges at whole numbers) agrees better with the
+            # annotated faces than about CROP_SIZE - 1 (median error 4.3% against 4.6% of the eye distance).
             points = np.column_stack([CROP_SIZE - points[:, 0], points[:, 1]])
         score = float(1.0 / (1.0 + np.exp(-np.clip(face_logit.item(), -100.0, 100.0))))
         return crop.to_image(points, CROP_SIZE), score
