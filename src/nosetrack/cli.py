@@ -1,4 +1,4 @@
-"""The `nosetrack` command: serve, predict, models."""
+"""The `nosetrack` command: serve, predict, eval, models."""
 
 from __future__ import annotations
 
@@ -43,6 +43,19 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--output", "-o", help="file to write (default: standard output)")
     predict.add_argument("--annotate", metavar="DIR", help="also write each image with its noses drawn")
     predict.add_argument("--api-key", help="Bearer key, when the server asks for one")
+
+
+def add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser("eval", help="measure nose accuracy on an annotated set (labels.csv)")
+    evaluate.add_argument(
+        "data_dir", type=Path, help="folder with labels.csv and images/ (no_face/, multi_face/)"
+    )
+    where = evaluate.add_mutually_exclusive_group()
+    where.add_argument("--model", help="built-in model to run in process (default: the default model)")
+    where.add_argument("--url", help="measure a running server instead, e.g. http://127.0.0.1:5000")
+    evaluate.add_argument("--sheet", type=Path, help="PNG contact sheet of the worst faces to write")
+    evaluate.add_argument("--worst", type=int, default=24, help="faces on the contact sheet (default 24)")
+    evaluate.add_argument("--json", type=Path, help="also write the figures as JSON")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -125,6 +138,39 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def report_evaluation(args: argparse.Namespace, predict_file) -> int:
+    """Evaluate, print the figures, and write the contact sheet and JSON the flags ask for."""
+    from .evaluation import contact_sheet, evaluate
+
+    if not (args.data_dir / "labels.csv").is_file():
+        print(f"No labels.csv in {args.data_dir}.", file=sys.stderr)
+        return 1
+    report = evaluate(args.data_dir, predict_file)
+    print(report.as_text())
+    if args.sheet:
+        import cv2
+
+        cv2.imwrite(str(args.sheet), contact_sheet(args.data_dir, report.worst(args.worst)))
+        print(f"worst {args.worst} faces drawn in {args.sheet} (green cross: label, red dot: prediction)")
+    if args.json:
+        args.json.write_text(json.dumps({**report.summary(), "face_counts": report.face_counts}, indent=2))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .evaluation import model_predictor, server_predictor
+    from .models import load_model
+
+    if args.url:
+        return report_evaluation(args, server_predictor(args.url))
+    try:
+        model = load_model(args.model)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return report_evaluation(args, model_predictor(model))
+
+
 def run_models(args: argparse.Namespace) -> int:
     from .models import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpecError, load_model
 
@@ -147,12 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
     add_predict_parser(commands)
+    add_eval_parser(commands)
     models = commands.add_parser("models", help="list the built-in models, and check a user model's spec")
     models.add_argument("--model", help="a model file or spec to load, check and show")
     return parser
 
 
-HANDLERS = {"serve": run_serve, "predict": run_predict, "models": run_models}
+HANDLERS = {"serve": run_serve, "predict": run_predict, "eval": run_eval, "models": run_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engines import open_engine
 from .base import Face, ModelInfo, Prediction
-from .geometry import Letterbox, letterbox
+from .geometry import ViewFrame, letterbox
 from .spec import ModelSpec, ModelSpecError, spec_for
 
 _COLOR_CONVERSIONS = {"RGB": cv2.COLOR_BGR2RGB, "GRAY": cv2.COLOR_BGR2GRAY}
@@ -61,7 +61,7 @@ class SpecModel:
             ) from None
         self._read_nose(outputs)
 
-    def _tensor(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox | None]:
+    def _tensor(self, image: np.ndarray) -> tuple[np.ndarray, ViewFrame | None]:
         spec = self.spec.input
         frame = None
         if spec.resize == "letterbox":
