@@ -12,6 +12,7 @@ from ..config import Settings
 from ..logs import LOGGER_NAME, setup_logging
 from ..models import load_model
 from ..pool import ModelPool
+from .body_deadline import BodyDeadline
 from .errors import register_error_handlers
 from .routes import bp
 from .state import ServerState, server_state
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, pool: ModelPool | None = None) 
     app.extensions["nosetrack"] = state
     register_error_handlers(app)
     app.register_blueprint(bp)
+    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)
 
     @app.before_request
     def start_request() -> None:
@@ -53,7 +55,7 @@ def create_app(settings: Settings | None = None, pool: ModelPool | None = None) 
     def finish_request(response: Response) -> Response:
         seconds = time.perf_counter() - g.started
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        server_state(app).metrics.observe_request(route, response.status_code, seconds)
+        server_state(app).metrics.observe_request(route, response.status_code, seconds, g.get("error_code"))
         response.headers["X-Request-ID"] = g.request_id
         logger.info(
             "%s %s %d %.2f ms request_id=%s",

@@ -25,6 +25,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    g.error_code = code
     response = jsonify({"error": {"code": code, "message": message, "request_id": g.get("request_id")}})
     response.status_code = status
     response.headers.update(headers or {})

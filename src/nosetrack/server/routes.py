@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from .. import __version__
-from ..images import decode_image
+from .inference import predict_encoded
 from .payloads import image_from_any, image_from_form, image_from_json
 from .state import server_state
 
@@ -17,11 +17,7 @@ bp = Blueprint("nosetrack", __name__)
 def predict_response(data: bytes) -> Response:
     """Decode, run the model on a leased instance, and answer with the prediction's JSON."""
     state = server_state(current_app)
-    image = decode_image(data, state.settings.max_image_pixels)
-    with state.pool.lease(state.settings.queue_timeout) as model:
-        started = time.perf_counter()
-        prediction = model.predict(image)
-        state.metrics.inference.observe(time.perf_counter() - started)
+    prediction = predict_encoded(state, data)
     return jsonify(
         {
             **prediction.as_dict(),

@@ -11,6 +11,7 @@ from flask import Flask
 from .. import __version__
 from ..config import Settings
 from ..pool import ModelPool
+from .admission import AdmissionGate
 from .metrics import Metrics
 
 WARM_UP_IMAGE_SHAPE = (480, 640, 3)
@@ -23,6 +24,10 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     started_at: float = field(default_factory=time.time)
     ready: bool = False
+    admission: AdmissionGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = AdmissionGate(self.pool.size + self.settings.max_queue)
 
     def warm_up(self) -> None:
         """Run every instance once, so the first client does not pay for lazy initialisation."""
