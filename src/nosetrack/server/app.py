@@ -12,7 +12,9 @@ from ..config import Settings
 from ..logs import LOGGER_NAME, setup_logging
 from ..models import load_model
 from ..pool import ModelPool
+from .auth import require_api_keys
 from .body_deadline import BodyDeadline
+from .cors import allow_cross_origin
 from .errors import register_error_handlers
 from .routes import bp
 from .state import ServerState, server_state
@@ -50,6 +52,10 @@ def create_app(settings: Settings | None = None, pool: ModelPool | None = None) 
     def start_request() -> None:
         g.started = time.perf_counter()
         g.request_id = _request_id()
+
+    # After start_request, so a refused or preflight request is timed and logged like any other.
+    allow_cross_origin(app, settings.cors_origins)
+    require_api_keys(app, settings.api_keys)
 
     @app.after_request
     def finish_request(response: Response) -> Response:

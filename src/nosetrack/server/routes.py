@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from .. import __version__
+from .auth import public
 from .inference import predict_encoded
 from .payloads import image_from_any, image_from_form, image_from_json
 from .state import server_state
@@ -44,17 +45,20 @@ def nose() -> Response:
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> Response:
     return jsonify({"status": "alive"})
 
 
 @bp.get("/readyz")
+@public
 def readyz() -> tuple[Response, int]:
     ready = server_state(current_app).ready
     return jsonify({"status": "ready" if ready else "loading"}), 200 if ready else 503
 
 
 @bp.get("/version")
+@public
 def version() -> Response:
     return jsonify({"version": __version__, "model": server_state(current_app).pool.info.as_dict()})
 
