@@ -6,8 +6,8 @@ import base64
 
 import pytest
 import requests
-
 from conftest import LiveServer, make_test_app
+
 from nosetrack.config import Settings
 
 KEYS = ("first-key-0123", "second-key-4567")
