@@ -16,6 +16,7 @@ from .auth import require_api_keys
 from .body_deadline import BodyDeadline
 from .cors import allow_cross_origin
 from .errors import register_error_handlers
+from .oip import oip
 from .routes import bp
 from .state import ServerState, server_state
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, pool: ModelPool | None = None) 
     app.extensions["nosetrack"] = state
     register_error_handlers(app)
     app.register_blueprint(bp)
+    app.register_blueprint(oip)
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)
 
     @app.before_request

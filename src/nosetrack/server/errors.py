@@ -33,7 +33,7 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return response
 
 
-def _image_status(error: ImageError) -> int:
+def image_status(error: ImageError) -> int:
     if isinstance(error, ImageTooLarge):
         return 413
     if isinstance(error, UnsupportedImageType):
@@ -48,7 +48,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ImageError)
     def image_error(error: ImageError) -> Response:
-        return error_response(_image_status(error), error.code, str(error))
+        return error_response(image_status(error), error.code, str(error))
 
     @app.errorhandler(Overloaded)
     def overloaded(error: Overloaded) -> Response:
