@@ -17,6 +17,7 @@ from .body_deadline import BodyDeadline
 from .cors import allow_cross_origin
 from .errors import register_error_handlers
 from .oip import oip
+from .openapi import docs
 from .routes import bp
 from .state import ServerState, server_state
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, pool: ModelPool | None = None) 
     register_error_handlers(app)
     app.register_blueprint(bp)
     app.register_blueprint(oip)
+    app.register_blueprint(docs)
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)
 
     @app.before_request
