@@ -257,7 +257,7 @@ def oip_paths() -> dict[str, Any]:
                     "name": "Inference-Header-Content-Length",
                     "in": "header",
                     "required": False,
-                    "description": "Binary tensor data extension: length of the JSON at the start of the body.",
+                    "description": "Binary tensor data extension: length of the JSON that starts the body.",
                     "schema": {"type": "integer", "minimum": 0},
                 }
             ],
@@ -270,7 +270,7 @@ def oip_paths() -> dict[str, Any]:
             },
             "responses": {
                 "200": {
-                    "description": "The outputs; binary ones follow the JSON (Inference-Header-Content-Length).",
+                    "description": "The outputs; binary ones follow the JSON.",
                     "content": {
                         JSON: {"schema": ref("InferResponse")},
                         "application/octet-stream": {"schema": BINARY},
