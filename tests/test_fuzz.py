@@ -4,14 +4,17 @@ image or a clear 4xx, never a crash or a 500."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import make_test_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_test_app
 from nosetrack.images import ImageError, decode_image
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
@@ -135,3 +138,20 @@ def test_oip_infer_parses_any_request(fuzz_client, document, tail, declare_lengt
     response = fuzz_client.post("/v2/models/nosetrack-facemesh/infer", data=header + tail, headers=headers)
     assert response.status_code in {200, 400, 413, 415, 422}
     assert response.status_code != 200 or response.get_json()["outputs"]
+
+
+ATHERIS_SECONDS = 10
+
+
+def test_atheris_finds_no_crash_in_decoding_and_parsing(tmp_path):
+    pytest.importorskip("atheris", reason="atheris ships wheels for Linux x86_64, Python 3.11+")
+    script = Path(__file__).parent / "fuzz" / "fuzz_decode_and_parse.py"
+    finished = subprocess.run(
+        [sys.executable, str(script), f"-max_total_time={ATHERIS_SECONDS}", "-rss_limit_mb=2048"],
+        cwd=tmp_path,  # where libFuzzer would write a crashing input
+        capture_output=True,
+        text=True,
+        timeout=ATHERIS_SECONDS + 60,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "Done" in finished.stderr
