@@ -25,7 +25,7 @@ class Settings:
     # Seconds gunicorn gives a request (and a slow body) before it recycles the worker.
     timeout: int = 30
     # Requests per worker that may wait for a model beyond those being served; more get 503 at once.
-    max_queue: int = 8
+    max_queue: int = 32
     # Seconds a client has to send its whole request body; a slower one gets 408.
     body_timeout: float = 10.0
     # Bearer keys that prediction, stats and metrics routes demand; none means the API is open.
