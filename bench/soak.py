@@ -15,6 +15,7 @@ import argparse
 import json
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,18 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
+def rss_baseline_and_final(
+    samples: list[tuple[float, int]], warm_up: float, duration: float
+) -> tuple[float, float, list[int]]:
+    """Median RSS of the first and of the last window under load after warm-up (a third of that time, at
+    most a minute each), so one sample taken mid-allocation does not decide the verdict."""
+    loaded = [(at, rss) for at, rss in samples if warm_up <= at < duration] or samples[-1:]
+    window = min(60.0, (duration - warm_up) / 3)
+    first = [rss for at, rss in loaded if at < warm_up + window] or [loaded[0][1]]
+    last = [rss for at, rss in loaded if at >= duration - window] or [loaded[-1][1]]
+    return statistics.median(first), statistics.median(last), [rss for _, rss in loaded]
+
+
 def soak(args: argparse.Namespace) -> dict:
     image = args.image.read_bytes()
     port = free_port()
@@ -134,8 +147,7 @@ def soak(args: argparse.Namespace) -> dict:
         finally:
             server.terminate()
             server.wait(timeout=60)
-    after_warm_up = [rss for at, rss in samples if at >= args.warm_up] or [samples[-1][1]]
-    baseline, final = after_warm_up[0], after_warm_up[-1]
+    baseline, final, after_warm_up = rss_baseline_and_final(samples, args.warm_up, args.minutes * 60)
     seconds = time.monotonic() - started
     errors = sum(count for outcome, count in load.outcomes.items() if outcome != "200")
     return {
@@ -166,8 +178,11 @@ def report(result: dict, max_growth: float) -> bool:
         ("requests", f"{result['requests']} ({result['requests_per_s']:.0f}/s)"),
         ("errors", f"{result['errors']} {result['outcomes']}"),
         ("latency p50 / p99", f"{result['latency_p50_ms']:.1f} / {result['latency_p99_ms']:.1f} ms"),
-        ("RSS after warm-up", f"{result['rss_after_warm_up_mb']:.1f} MB"),
-        ("RSS at the end (max)", f"{result['rss_final_mb']:.1f} MB ({result['rss_max_mb']:.1f} MB)"),
+        ("RSS after warm-up (median, first window)", f"{result['rss_after_warm_up_mb']:.1f} MB"),
+        (
+            "RSS at the end (median, last window; max)",
+            f"{result['rss_final_mb']:.1f} MB ({result['rss_max_mb']:.1f} MB)",
+        ),
         ("RSS growth", f"{result['rss_growth_percent']:+.2f} % (target < {max_growth:g} %)"),
         ("verdict", "PASS" if passed else "FAIL"),
     ]

@@ -8,6 +8,7 @@ import pytest
 import requests
 from conftest import LiveServer, make_test_app
 
+from nosetrack.cli import build_parser
 from nosetrack.config import Settings
 
 KEYS = ("first-key-0123", "second-key-4567")
@@ -60,6 +61,12 @@ def test_keys_come_from_the_environment_comma_separated():
     settings = Settings.from_environment({"NOSETRACK_API_KEYS": "a1, b2,,"})
     assert settings.api_keys == ("a1", "b2")
     assert Settings.from_environment(settings.as_environment()).api_keys == ("a1", "b2")
+
+
+def test_repeated_flags_become_the_settings_keys_and_origins():
+    args = build_parser().parse_args(["serve", "--api-key", "a1", "--api-key", "b2", "--cors-origin", ORIGIN])
+    settings = Settings.from_environment({}, api_keys=args.api_keys, cors_origins=args.cors_origins)
+    assert settings.api_keys == ("a1", "b2") and settings.cors_origins == (ORIGIN,)
 
 
 def test_cors_is_off_unless_configured(client, face_jpeg):

@@ -42,7 +42,14 @@ class Settings:
             raw = environ.get(f"NOSETRACK_{field.name.upper()}")
             if raw is not None:
                 values[field.name] = _parse(field, raw)
-        values.update({name: value for name, value in overrides.items() if value is not None})
+        # A repeatable flag arrives as a list; settings hold tuples, so they stay hashable and frozen.
+        values.update(
+            {
+                name: tuple(value) if isinstance(value, list) else value
+                for name, value in overrides.items()
+                if value is not None
+            }
+        )
         return cls(**values)
 
     def as_environment(self) -> dict[str, str]:
