@@ -12,7 +12,7 @@ import sys
 
 import atheris
 
-with atheris.instrument_imports():
+with atheris.instrument_imports(include=["nosetrack"]):
     from nosetrack.images import ImageError, decode_image
     from nosetrack.server.errors import ApiError
     from nosetrack.server.oip_tensors import parse_infer_request
