@@ -65,18 +65,27 @@ def start_server(port: int, workers: int, threads: int, log_dir: Path) -> subpro
     ]
     with open(log_dir / "soak-server.err", "wb") as errors:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-    deadline = time.monotonic() + 120
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}/readyz", log_dir)
+    except BaseException:
+        process.terminate()
+        process.wait(timeout=60)
+        raise
+    return process
+
+
+def wait_ready(process: subprocess.Popen, url: str, log_dir: Path, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the server exited with {process.returncode}; see {log_dir}")
         try:
-            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except requests.ConnectionError:
+            if requests.get(url, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or too busy starting to answer
             pass
         time.sleep(0.3)
-    process.kill()
-    raise SystemExit("the server did not become ready in 120 s")
+    raise SystemExit(f"the server did not become ready in {seconds:g} s")
 
 
 class Load:

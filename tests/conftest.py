@@ -113,7 +113,7 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy to answer in time
                 pass
             time.sleep(0.2)
         raise TimeoutError("the server did not become ready")

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 import uuid
+from datetime import datetime
 
 import requests
 from conftest import LiveServer
@@ -42,12 +43,18 @@ def test_sigterm_under_load_answers_every_accepted_request(tmp_path, face_jpeg):
     for thread in threads:
         thread.start()
     time.sleep(1.5)
+    signalled_at = datetime.now()
     server.process.send_signal(signal.SIGTERM)
     exit_code = server.process.wait(timeout=45)
     for thread in threads:
         thread.join(timeout=60)
 
-    handled = set(re.findall(r"POST /v1/nose \d+ [\d.]+ ms request_id=(\w+)", server.log_file.read_text()))
+    log = server.log_file.read_text()
+    handled = set(re.findall(r"POST /v1/nose \d+ [\d.]+ ms request_id=(\w+)", log))
+    answered_at = [
+        datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+        for stamp in re.findall(r"^(\S+ \S+) - .* POST /v1/nose 200 ", log, flags=re.MULTILINE)
+    ]
     assert exit_code == 0
     assert sum(outcome == 200 for outcome in outcomes.values()) >= CLIENTS
     # Every request the app took reached its client as a 200; the others were refused before being taken.
@@ -55,3 +62,4 @@ def test_sigterm_under_load_answers_every_accepted_request(tmp_path, face_jpeg):
     assert {request_id: outcomes[request_id] for request_id in handled if outcomes[request_id] != 200} == {}
     assert all(outcome == 200 or isinstance(outcome, str) for outcome in outcomes.values())
     assert any(isinstance(outcome, str) for outcome in outcomes.values()), "no request came after SIGTERM"
+    assert max(answered_at) > signalled_at, "no request was in flight at SIGTERM"
