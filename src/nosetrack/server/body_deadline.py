@@ -3,7 +3,8 @@
 gunicorn's gthread worker reads the body on a blocking socket with no time limit of its own (its `timeout`
 only restarts a worker whose main loop hangs), so one slow client could hold a thread for ever. This WSGI
 middleware gives the whole body `seconds` from the start of the request: before each read, the socket's
-timeout is set to the time left.
+timeout is set to the time left. gunicorn then drains what is left of the body (for at most 5 s) before it
+reuses the connection, and closes it if the body never completes, so a late rest is never read as a request.
 """
 
 from __future__ import annotations
