@@ -42,6 +42,9 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         action="append",
         help="allow browsers on this origin to call the API (repeatable; '*' for any)",
     )
+    serve.add_argument(
+        "--show-recent", type=int, metavar="N", help="show the last N predictions on the dashboard (0: off)"
+    )
 
 
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:

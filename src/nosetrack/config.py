@@ -32,6 +32,8 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     # Origins allowed to call the API from a browser (CORS); none means CORS stays off.
     cors_origins: tuple[str, ...] = ()
+    # How many recent predictions the dashboard may show as thumbnails; 0 (off) keeps pictures out of memory.
+    show_recent: int = 0
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

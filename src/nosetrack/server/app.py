@@ -18,6 +18,7 @@ from .cors import allow_cross_origin
 from .errors import register_error_handlers
 from .oip import oip
 from .openapi import docs
+from .recent import RecentFrames
 from .routes import bp
 from .state import ServerState, server_state
 
@@ -32,11 +33,14 @@ def _request_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_app(settings: Settings | None = None, pool: ModelPool | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, pool: ModelPool | None = None, recent: RecentFrames | None = None
+) -> Flask:
     """Build the app for one worker.
 
     `settings` defaults to the NOSETRACK_* environment. `pool` defaults to `settings.threads` instances of
     `settings.model`, each run once before the app is returned so /readyz is true from the first request.
+    `recent` is the store of recent frames shared by all workers; by default this worker gets its own.
     """
     settings = settings or Settings.from_environment()
     setup_logging(settings.log_file, settings.log_level)
@@ -44,7 +48,7 @@ def create_app(settings: Settings | None = None, pool: ModelPool | None = None) 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     pool = pool or ModelPool(lambda: load_model(settings.model), settings.threads)
-    state = ServerState(settings, pool)
+    state = ServerState(settings, pool, recent=recent or RecentFrames(settings.show_recent))
     app.extensions["nosetrack"] = state
     register_error_handlers(app)
     app.register_blueprint(bp)

@@ -9,6 +9,7 @@ import tempfile
 from gunicorn.app.base import BaseApplication
 
 from ..config import Settings
+from .recent import RecentFrames
 
 # Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
 SPARE_THREADS = 2
@@ -23,8 +24,10 @@ def _child_exit(server, worker) -> None:
 class NosetrackServer(BaseApplication):
     """gunicorn's threaded workers; each worker loads its own models after the fork (no shared engines)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, recent: RecentFrames) -> None:
         self.settings = settings
+        # Made here, in the master, so the forked workers share its memory.
+        self.recent = recent
         super().__init__()
 
     def load_config(self) -> None:
@@ -45,7 +48,7 @@ class NosetrackServer(BaseApplication):
     def load(self):
         from .app import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, recent=self.recent)
 
 
 def serve(settings: Settings) -> None:
@@ -53,6 +56,6 @@ def serve(settings: Settings) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="nosetrack-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        NosetrackServer(settings).run()
+        NosetrackServer(settings, RecentFrames(settings.show_recent)).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

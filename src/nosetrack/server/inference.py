@@ -17,13 +17,13 @@ def predict_image(state: ServerState, image: np.ndarray) -> Prediction:
         return _predict_admitted(state, image)
 
 
-def predict_encoded(state: ServerState, data: bytes) -> Prediction:
-    """Decode an encoded image (JPEG, PNG, BMP) and run the model on it; decoding happens after admission,
-    so a refused request costs no decoding."""
+def predict_encoded(state: ServerState, data: bytes) -> tuple[np.ndarray, Prediction]:
+    """Decode an encoded image (JPEG, PNG, BMP) and run the model on it; the decoded image comes back too
+    (the dashboard shows recent ones). Decoding happens after admission, so a refused request costs none."""
     with state.admission.admit(), state.metrics.in_flight.track_inprogress():
         image = decode_image(data, state.settings.max_image_pixels)
         state.metrics.images_decoded.inc()
-        return _predict_admitted(state, image)
+        return image, _predict_admitted(state, image)
 
 
 def _predict_admitted(state: ServerState, image: np.ndarray) -> Prediction:

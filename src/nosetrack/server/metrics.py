@@ -12,6 +12,16 @@ from collections import defaultdict
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .timeline import Timeline
+
+# Requests that watch the server rather than use it: counted, but kept out of the timeline's charts, so an
+# open dashboard (which polls /api/stats every second) does not show up as load.
+MONITORING_ROUTES = frozenset(
+    {
+        *("/", "/api/stats", "/api/recent", "/metrics", "/healthz", "/readyz", "/static/<path:filename>"),
+        *("/openapi.json", "/docs", "/v2/health/live", "/v2/health/ready"),
+    }
+)
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -56,12 +66,15 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=self._registry,
         )
+        self.timeline = Timeline(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
     def observe_request(self, route: str, status: int, seconds: float, error_code: str | None = None) -> None:
         self.requests.labels(route=route, status=str(status)).inc()
         self.latency.labels(route=route).observe(seconds)
         if status >= 400:
             self.errors.labels(route=route, code=error_code or f"http_{status}").inc()
+        if route not in MONITORING_ROUTES:
+            self.timeline.record(seconds, error=status >= 400)
 
     def _collecting_registry(self) -> CollectorRegistry:
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:

@@ -134,7 +134,7 @@ def infer(name: str, version: str | None = None) -> Response:
     body = request.get_data(cache=False)
     asked = parse_infer_request(body, request.headers.get(HEADER_LENGTH), state.settings.max_image_pixels)
     predictions = [
-        predict_encoded(state, image) if isinstance(image, bytes) else predict_image(state, image)
+        predict_encoded(state, image)[1] if isinstance(image, bytes) else predict_image(state, image)
         for image in asked.images
     ]
     outputs, binary = encode_outputs(predictions, asked.outputs)

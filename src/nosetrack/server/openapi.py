@@ -126,6 +126,15 @@ SCHEMAS: dict[str, Any] = {
             "requests_total": {"type": "integer"},
         },
     },
+    "Recent": {
+        "type": "object",
+        "required": ["enabled", "capacity", "frames"],
+        "properties": {
+            "enabled": {"type": "boolean"},
+            "capacity": {"type": "integer"},
+            "frames": {"type": "array", "items": {"type": "object"}},
+        },
+    },
     "Tensor": {
         "type": "object",
         "required": ["name", "shape", "datatype"],
@@ -359,6 +368,25 @@ def openapi_document() -> dict[str, Any]:
                 "monitoring",
                 protected=True,
             ),
+            "/api/recent": {
+                "get": {
+                    **get_operation(
+                        "The newest predictions as thumbnails (with --show-recent).",
+                        {"200": json_response("Recent frames.", ref("Recent"))},
+                        "monitoring",
+                        protected=True,
+                    )["get"],
+                    "parameters": [
+                        {
+                            "name": "after",
+                            "in": "query",
+                            "required": False,
+                            "description": "Only frames newer than this sequence number.",
+                            "schema": {"type": "integer"},
+                        }
+                    ],
+                }
+            },
             "/metrics": get_operation(
                 "Prometheus metrics, summed over all workers.",
                 {"200": text_response("Prometheus text format.", "text/plain")},

@@ -18,12 +18,20 @@ bp = Blueprint("nosetrack", __name__)
 def predict_response(data: bytes) -> Response:
     """Decode, run the model on a leased instance, and answer with the prediction's JSON."""
     state = server_state(current_app)
-    prediction = predict_encoded(state, data)
+    image, prediction = predict_encoded(state, data)
+    answer = prediction.as_dict()
+    latency_ms = (time.perf_counter() - g.started) * 1000.0
+    if state.recent.enabled:
+        state.recent.add(
+            image,
+            answer,
+            {"route": request.url_rule.rule, "faces": len(answer["faces"]), "latency_ms": latency_ms},
+        )
     return jsonify(
         {
-            **prediction.as_dict(),
+            **answer,
             "model": {"name": state.pool.info.name, "version": state.pool.info.version},
-            "latency_ms": (time.perf_counter() - g.started) * 1000.0,
+            "latency_ms": latency_ms,
             "request_id": g.request_id,
         }
     )
@@ -66,6 +74,13 @@ def version() -> Response:
 @bp.get("/api/stats")
 def stats() -> Response:
     return jsonify(server_state(current_app).stats())
+
+
+@bp.get("/api/recent")
+def recent() -> Response:
+    """The newest predictions as thumbnails (when --show-recent is on); `?after=N` sends only newer ones."""
+    after = request.args.get("after", default=0, type=int)
+    return jsonify(server_state(current_app).recent.as_dict(after))
 
 
 @bp.get("/metrics")

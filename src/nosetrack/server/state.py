@@ -13,6 +13,7 @@ from ..config import Settings
 from ..pool import ModelPool
 from .admission import AdmissionGate
 from .metrics import Metrics
+from .recent import RecentFrames
 
 WARM_UP_IMAGE_SHAPE = (480, 640, 3)
 
@@ -22,6 +23,7 @@ class ServerState:
     settings: Settings
     pool: ModelPool
     metrics: Metrics = field(default_factory=Metrics)
+    recent: RecentFrames = field(default_factory=lambda: RecentFrames(0))
     started_at: float = field(default_factory=time.time)
     ready: bool = False
     admission: AdmissionGate = field(init=False)
@@ -44,9 +46,11 @@ class ServerState:
             "model": self.pool.info.as_dict(),
             "workers": self.settings.workers,
             "threads": self.settings.threads,
+            "show_recent": self.recent.capacity,
             "uptime_s": time.time() - self.started_at,
             "requests": counts,
             "requests_total": sum(sum(by_status.values()) for by_status in counts.values()),
+            "timeline": self.metrics.timeline.summary(),
         }
 
 
