@@ -126,3 +126,18 @@ def test_a_stalled_body_gets_408_and_frees_the_thread(one_model_server, face_jpe
         one_model_server.url + "/v1/nose", data=face_jpeg, headers={"Content-Type": "image/jpeg"}, timeout=10
     )
     assert response.status_code == 200
+
+
+def test_the_in_flight_gauge_counts_a_running_prediction(slow_pool, face_jpeg):
+    app = slow_app(slow_pool)
+    worker = threading.Thread(
+        target=lambda: app.test_client().post("/v1/nose", data=face_jpeg, content_type="image/jpeg")
+    )
+    worker.start()
+    deadline = time.monotonic() + 10
+    seen = b""
+    while worker.is_alive() and time.monotonic() < deadline and b"in_flight 1.0" not in seen:
+        seen = app.test_client().get("/metrics").data
+    worker.join(timeout=10)
+    assert b"nosetrack_predictions_in_flight 1.0" in seen
+    assert b"nosetrack_predictions_in_flight 0.0" in app.test_client().get("/metrics").data

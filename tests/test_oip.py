@@ -217,3 +217,10 @@ def test_health_stays_open_and_inference_needs_the_key(pool, face_jpeg):
     tensor, data = bytes_input(face_jpeg)
     response = infer(client, {"inputs": [tensor]}, data)
     assert response.status_code == 401 and "Bearer" in response.get_json()["error"]
+
+
+def test_compressed_bodies_are_refused_with_415(client):
+    response = client.post(
+        f"/v2/models/{MODEL}/infer", data=b"\x1f\x8b", headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 415 and "Content-Encoding" in response.get_json()["error"]
