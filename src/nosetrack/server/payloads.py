@@ -36,9 +36,7 @@ def image_from_json(request: Request) -> bytes:
 def image_from_form(request: Request) -> bytes:
     """The seed's /image-bin body: a multipart form whose file field is `image`."""
     if request.mimetype != "multipart/form-data":
-        raise ApiError(
-            415, "unsupported_media_type", "Send a multipart/form-data body with a file field `image`."
-        )
+        raise ApiError(415, "unsupported_media_type", "Send a multipart/form-data body with a file field `image`.")
     upload = request.files.get("image")
     if upload is None:
         raise ApiError(400, "missing_field", "The form has no file field `image`.")
@@ -59,6 +57,4 @@ def image_from_any(request: Request) -> bytes:
     if request.mimetype == "multipart/form-data":
         return image_from_form(request)
     accepted = ", ".join((*SUPPORTED_TYPES, "application/json", "multipart/form-data"))
-    raise ApiError(
-        415, "unsupported_media_type", f"Content-Type {request.mimetype!r} is not one of: {accepted}."
-    )
+    raise ApiError(415, "unsupported_media_type", f"Content-Type {request.mimetype!r} is not one of: {accepted}.")
