@@ -28,6 +28,20 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-image-pixels", type=int, help="largest image, width x height (default 40 M)")
     serve.add_argument("--queue-timeout", type=float, help="seconds to wait for a free model before 503")
     serve.add_argument("--timeout", type=int, help="seconds a worker may spend on one request")
+    serve.add_argument("--max-queue", type=int, help="predictions per worker that may wait for a model")
+    serve.add_argument("--body-timeout", type=float, help="seconds to receive a request body before 408")
+    serve.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        help="demand 'Authorization: Bearer KEY' on the API (repeatable; or NOSETRACK_API_KEYS=k1,k2)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        dest="cors_origins",
+        action="append",
+        help="allow browsers on this origin to call the API (repeatable; '*' for any)",
+    )
     serve.add_argument(
         "--show-recent", type=int, metavar="N", help="show the last N predictions on the dashboard (0: off)"
     )

@@ -12,7 +12,12 @@ from ..config import Settings
 from ..logs import LOGGER_NAME, setup_logging
 from ..models import load_model
 from ..pool import ModelPool
+from .auth import require_api_keys
+from .body_deadline import BodyDeadline
+from .cors import allow_cross_origin
 from .errors import register_error_handlers
+from .oip import oip
+from .openapi import docs
 from .recent import RecentFrames
 from .routes import bp
 from .state import ServerState, server_state
@@ -47,17 +52,24 @@ def create_app(
     app.extensions["nosetrack"] = state
     register_error_handlers(app)
     app.register_blueprint(bp)
+    app.register_blueprint(oip)
+    app.register_blueprint(docs)
+    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)
 
     @app.before_request
     def start_request() -> None:
         g.started = time.perf_counter()
         g.request_id = _request_id()
 
+    # After start_request, so a refused or preflight request is timed and logged like any other.
+    allow_cross_origin(app, settings.cors_origins)
+    require_api_keys(app, settings.api_keys)
+
     @app.after_request
     def finish_request(response: Response) -> Response:
         seconds = time.perf_counter() - g.started
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        server_state(app).metrics.observe_request(route, response.status_code, seconds)
+        server_state(app).metrics.observe_request(route, response.status_code, seconds, g.get("error_code"))
         response.headers["X-Request-ID"] = g.request_id
         logger.info(
             "%s %s %d %.2f ms request_id=%s",

@@ -11,6 +11,9 @@ from gunicorn.app.base import BaseApplication
 from ..config import Settings
 from .recent import RecentFrames
 
+# Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
+SPARE_THREADS = 2
+
 
 def _child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
@@ -33,7 +36,8 @@ class NosetrackServer(BaseApplication):
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "worker_class": "gthread",
-            "threads": s.threads,
+            # Models, predictions waiting for them, and spare threads that refuse the excess quickly.
+            "threads": s.threads + s.max_queue + SPARE_THREADS,
             "timeout": s.timeout,
             "graceful_timeout": s.timeout,
             "preload_app": False,

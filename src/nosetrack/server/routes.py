@@ -7,7 +7,8 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from .. import __version__
-from ..images import decode_image
+from .auth import public
+from .inference import predict_encoded
 from .payloads import image_from_any, image_from_form, image_from_json
 from .state import server_state
 
@@ -17,11 +18,7 @@ bp = Blueprint("nosetrack", __name__)
 def predict_response(data: bytes) -> Response:
     """Decode, run the model on a leased instance, and answer with the prediction's JSON."""
     state = server_state(current_app)
-    image = decode_image(data, state.settings.max_image_pixels)
-    with state.pool.lease(state.settings.queue_timeout) as model:
-        started = time.perf_counter()
-        prediction = model.predict(image)
-        state.metrics.inference.observe(time.perf_counter() - started)
+    image, prediction = predict_encoded(state, data)
     answer = prediction.as_dict()
     latency_ms = (time.perf_counter() - g.started) * 1000.0
     if state.recent.enabled:
@@ -56,17 +53,20 @@ def nose() -> Response:
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> Response:
     return jsonify({"status": "alive"})
 
 
 @bp.get("/readyz")
+@public
 def readyz() -> tuple[Response, int]:
     ready = server_state(current_app).ready
     return jsonify({"status": "ready" if ready else "loading"}), 200 if ready else 503
 
 
 @bp.get("/version")
+@public
 def version() -> Response:
     return jsonify({"version": __version__, "model": server_state(current_app).pool.info.as_dict()})
 

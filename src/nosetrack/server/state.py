@@ -11,6 +11,7 @@ from flask import Flask
 from .. import __version__
 from ..config import Settings
 from ..pool import ModelPool
+from .admission import AdmissionGate
 from .metrics import Metrics
 from .recent import RecentFrames
 
@@ -25,6 +26,10 @@ class ServerState:
     recent: RecentFrames = field(default_factory=lambda: RecentFrames(0))
     started_at: float = field(default_factory=time.time)
     ready: bool = False
+    admission: AdmissionGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = AdmissionGate(self.pool.size + self.settings.max_queue)
 
     def warm_up(self) -> None:
         """Run every instance once, so the first client does not pay for lazy initialisation."""
