@@ -174,3 +174,28 @@ def test_webcam_draws_the_tracked_nose_at_a_sustained_rate(page, server):
     assert max(xs) - min(xs) > 40, "the marker should follow the face as it moves"
     assert len(marker_pixels(page, "#webcam-overlay")) > 20
     print(f"webcam: {rate:.1f} frames/s answered and drawn")
+
+
+def test_keyed_server_dashboard_asks_for_the_key_then_goes_live(browser, tmp_path, face_jpeg):
+    key = "dashboard-key-123"
+    server = LiveServer(tmp_path, "--workers", "1", "--threads", "2", env={"NOSETRACK_API_KEYS": key})
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#api-key-form:not([hidden])")
+        assert page.text_content("#live") != "live"
+        page.fill("#api-key", key)
+        page.click("#api-key-form button")
+        page.wait_for_selector("#live.live")
+        requests.post(
+            server.url + "/v1/nose",
+            data=face_jpeg,
+            headers={"Content-Type": "image/jpeg", "Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        page.wait_for_function("document.querySelector('[data-route=\"/v1/nose\"]').textContent === '1'")
+        assert page.is_hidden("#api-key-form")
+        assert key not in page.content()
+    finally:
+        page.close()
+        server.stop()

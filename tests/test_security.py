@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import pytest
 import requests
@@ -42,10 +43,23 @@ def test_every_configured_key_is_accepted(keyed_client, face_jpeg, key):
     assert response.status_code == 200 and response.get_json()["detected"]
 
 
-@pytest.mark.parametrize("path", ["/api/stats", "/metrics", "/"])
+@pytest.mark.parametrize("path", ["/api/stats", "/api/recent", "/metrics"])
 def test_stats_metrics_and_dashboard_data_need_the_key(keyed_client, path):
     assert_unauthorized(keyed_client.get(path))
     assert keyed_client.get(path, headers=bearer(KEYS[1])).status_code == 200
+
+
+def test_dashboard_page_opens_without_its_numbers_and_asks_for_the_key(keyed_client, face_jpeg):
+    keyed_client.post("/image-bin", data={"image": (io.BytesIO(face_jpeg), "f.jpg")}, headers=bearer(KEYS[0]))
+    page = keyed_client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'data-route="/image-bin">0<' in html
+    assert '<form id="api-key-form" class="api-key" >' in html
+
+
+def test_dashboard_page_without_keys_hides_the_key_form(client):
+    assert '<form id="api-key-form" class="api-key" hidden>' in client.get("/").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/version", "/static/dashboard.css"])

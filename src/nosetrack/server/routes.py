@@ -89,5 +89,11 @@ def metrics() -> Response:
 
 
 @bp.get("/")
+@public
 def dashboard() -> str:
-    return render_template("dashboard.html", stats=server_state(current_app).stats())
+    """The page is open to a browser, which sends no key with it; with API keys, its numbers come only
+    through /api/stats, which asks for one."""
+    state = server_state(current_app)
+    needs_key = bool(state.settings.api_keys)
+    stats = state.summary() if needs_key else state.stats()
+    return render_template("dashboard.html", stats=stats, needs_key=needs_key)

@@ -39,8 +39,8 @@ class ServerState:
                 model.predict(image)
         self.ready = True
 
-    def stats(self) -> dict:
-        counts = self.metrics.request_counts()
+    def summary(self) -> dict:
+        """What the server is, without what it has served: open to all even when keys are set."""
         return {
             "version": __version__,
             "model": self.pool.info.as_dict(),
@@ -48,6 +48,12 @@ class ServerState:
             "threads": self.settings.threads,
             "show_recent": self.recent.capacity,
             "uptime_s": time.time() - self.started_at,
+        }
+
+    def stats(self) -> dict:
+        counts = self.metrics.request_counts()
+        return {
+            **self.summary(),
             "requests": counts,
             "requests_total": sum(sum(by_status.values()) for by_status in counts.values()),
             "timeline": self.metrics.timeline.summary(),

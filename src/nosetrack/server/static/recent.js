@@ -1,5 +1,6 @@
 // Thumbnails of the latest predictions from /api/recent, when the server keeps them (--show-recent N).
 
+import { apiFetch } from "./api.js";
 import { byId as $ } from "./dom.js";
 
 const JPEG_DATA_URL = "data:image/jpeg;base64,";
@@ -42,7 +43,7 @@ export function startRecent() {
     if (!capacity || busy) return;
     busy = true;
     try {
-      const response = await fetch(`/api/recent?after=${newest}`, { cache: "no-store" });
+      const response = await apiFetch(`/api/recent?after=${newest}`, { cache: "no-store" });
       if (!response.ok) return;
       const body = await response.json();
       const fresh = body.frames.map((frame) => {

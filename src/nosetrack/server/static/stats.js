@@ -1,6 +1,7 @@
 // The live part of the dashboard: polls the public /api/stats once a second and redraws counters and charts.
 // Everything from the server is set with textContent: nothing is ever parsed as HTML.
 
+import { apiFetch } from "./api.js";
 import { byId as $, element } from "./dom.js";
 import { barChart, lineChart, pointIndex } from "./charts.js";
 
@@ -118,7 +119,7 @@ export function startStats(onStats) {
   let last = null;
   async function refresh() {
     try {
-      const response = await fetch("/api/stats", { cache: "no-store" });
+      const response = await apiFetch("/api/stats", { cache: "no-store" });
       if (!response.ok) throw new Error(String(response.status));
       last = await response.json();
       renderHeader(last);

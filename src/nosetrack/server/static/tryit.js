@@ -1,5 +1,6 @@
 // "Try it": an image from the user's disk goes to POST /v1/nose; the page draws the answer over the picture.
 
+import { apiFetch } from "./api.js";
 import { byId as $ } from "./dom.js";
 import { drawFaces, errorMessage, markersAttribute } from "./faces.js";
 
@@ -20,7 +21,7 @@ async function predict(file) {
   const started = performance.now();
   let response;
   try {
-    response = await fetch("/v1/nose", {
+    response = await apiFetch("/v1/nose", {
       method: "POST",
       body: file,
       headers: { "Content-Type": file.type || "application/octet-stream" },

@@ -1,6 +1,7 @@
 // "Webcam": frames from getUserMedia go to POST /v1/nose one at a time; the nose is drawn over the live video,
 // with a short trail, the way a hands-free mouse would follow it.
 
+import { apiFetch } from "./api.js";
 import { byId as $ } from "./dom.js";
 import { drawFaces, errorMessage, markersAttribute, NOSE_COLOUR } from "./faces.js";
 
@@ -64,7 +65,11 @@ export function startWebcam() {
     grab.getContext("2d").drawImage(video, 0, 0, width, height);
     const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.8));
     const started = performance.now();
-    const response = await fetch("/v1/nose", { method: "POST", body: blob, headers: { "Content-Type": "image/jpeg" } });
+    const response = await apiFetch("/v1/nose", {
+      method: "POST",
+      body: blob,
+      headers: { "Content-Type": "image/jpeg" },
+    });
     if (response.status === 503) {
       // Overloaded: skip this frame and wait as long as the server asks, rather than stop.
       const seconds = Number(response.headers.get("Retry-After")) || 1;
