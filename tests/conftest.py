@@ -103,7 +103,11 @@ class LiveServer:
             stdout=subprocess.DEVNULL,
             stderr=open(tmp_path / "server.err", "wb"),
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a server behind a failed start
+            raise
 
     def wait_ready(self, seconds: float = 60.0) -> None:
         deadline = time.monotonic() + seconds
@@ -113,7 +117,7 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy machine
+            except (requests.ConnectionError, requests.Timeout):  # a worker still loading its models
                 pass
             time.sleep(0.2)
         raise TimeoutError("the server did not become ready")

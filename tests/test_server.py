@@ -91,3 +91,21 @@ def test_big_body_is_413_over_http(live_server):
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_timeline_adds_up_across_workers(live_server, face_jpeg):
+    def totals() -> tuple[int, int]:
+        time.sleep(1.1)  # the timeline shows complete seconds only
+        series = requests.get(live_server.url + "/api/stats").json()["timeline"]["series"]
+        return sum(series["requests"]), sum(series["errors"])
+
+    before = totals()
+    for _ in range(20):
+        response = requests.post(
+            live_server.url + "/v1/nose", data=face_jpeg, headers={"Content-Type": "image/jpeg"}
+        )
+        assert response.status_code == 200
+    for _ in range(3):
+        requests.post(live_server.url + "/v1/nose", data=b"?", headers={"Content-Type": "text/plain"})
+    after = totals()
+    assert (after[0] - before[0], after[1] - before[1]) == (23, 3)

@@ -11,10 +11,14 @@ BOX_COLOUR = (80, 200, 80)
 NOSE_COLOUR = (40, 40, 230)
 
 
-def draw_prediction(image: np.ndarray, answer: dict[str, Any]) -> np.ndarray:
-    """A copy of `image` with the faces of a prediction's JSON drawn: green boxes, red noses."""
+def draw_prediction(image: np.ndarray, answer: dict[str, Any], thickness: int | None = None) -> np.ndarray:
+    """A copy of `image` with the faces of a prediction's JSON drawn: green boxes, red noses.
+
+    `thickness` is the boxes' line width in pixels (noses are three times it); by default it grows with the
+    image, so the drawing stays visible on a large photo.
+    """
     canvas = image.copy()
-    thickness = max(1, round(max(image.shape[:2]) / 400))
+    thickness = thickness or max(1, round(max(image.shape[:2]) / 400))
     for face in answer.get("faces", []):
         box = face.get("box")
         if box:

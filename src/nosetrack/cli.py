@@ -1,4 +1,4 @@
-"""The `nosetrack` command: serve, predict, models."""
+"""The `nosetrack` command: serve, predict, eval, models."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, help="port (default 5000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 2)")
     serve.add_argument("--threads", type=int, help="threads and model instances per worker (default 4)")
-    serve.add_argument("--model", help="built-in model name (see `nosetrack models`)")
+    serve.add_argument("--model", help="built-in model name, or a model file or spec (see `nosetrack models`)")
     serve.add_argument("--log-file", help="rotating log file (default webserver.log; '' for none)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body (default 20 MiB)")
@@ -31,6 +31,23 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--queue-timeout", type=float, help="seconds to wait for a free model before 503")
     serve.add_argument("--timeout", type=int, help="seconds a worker may spend on one request")
+    serve.add_argument("--max-queue", type=int, help="predictions per worker that may wait for a model")
+    serve.add_argument("--body-timeout", type=float, help="seconds to receive a request body before 408")
+    serve.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        help="demand 'Authorization: Bearer KEY' on the API (repeatable; or NOSETRACK_API_KEYS=k1,k2)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        dest="cors_origins",
+        action="append",
+        help="allow browsers on this origin to call the API (repeatable; '*' for any)",
+    )
+    serve.add_argument(
+        "--show-recent", type=int, metavar="N", help="show the last N predictions on the dashboard (0: off)"
+    )
 
 
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:
@@ -45,11 +62,32 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--api-key", help="Bearer key, when the server asks for one")
 
 
+def add_eval_parser(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser("eval", help="measure nose accuracy on an annotated set (labels.csv)")
+    evaluate.add_argument(
+        "data_dir", type=Path, help="folder with labels.csv and images/ (no_face/, multi_face/)"
+    )
+    where = evaluate.add_mutually_exclusive_group()
+    where.add_argument("--model", help="built-in model to run in process (default: the default model)")
+    where.add_argument("--url", help="measure a running server instead, e.g. http://127.0.0.1:5000")
+    evaluate.add_argument("--sheet", type=Path, help="PNG contact sheet of the worst faces to write")
+    evaluate.add_argument("--worst", type=int, default=24, help="faces on the contact sheet (default 24)")
+    evaluate.add_argument("--json", type=Path, help="also write the figures as JSON")
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    from .models import load_model
     from .server.gunicorn import serve
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
-    serve(Settings.from_environment(**options))
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    try:
+        settings = Settings.from_environment(**options)
+        # Load once here, so a bad model or spec stops the start with one sentence instead of failing each worker.
+        load_model(settings.model)
+    except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number
+        print(f"nosetrack: {error}", file=sys.stderr)
+        return 2
+    serve(settings)
     return 0
 
 
@@ -117,12 +155,52 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def report_evaluation(args: argparse.Namespace, predict_file) -> int:
+    """Evaluate, print the figures, and write the contact sheet and JSON the flags ask for."""
+    from .evaluation import contact_sheet, evaluate
+
+    if not (args.data_dir / "labels.csv").is_file():
+        print(f"No labels.csv in {args.data_dir}.", file=sys.stderr)
+        return 1
+    report = evaluate(args.data_dir, predict_file)
+    print(report.as_text())
+    if args.sheet:
+        import cv2
+
+        cv2.imwrite(str(args.sheet), contact_sheet(args.data_dir, report.worst(args.worst)))
+        print(f"worst {args.worst} faces drawn in {args.sheet} (green cross: label, red dot: prediction)")
+    if args.json:
+        args.json.write_text(json.dumps({**report.summary(), "face_counts": report.face_counts}, indent=2))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .evaluation import model_predictor, server_predictor
+    from .models import load_model
+
+    if args.url:
+        return report_evaluation(args, server_predictor(args.url))
+    try:
+        model = load_model(args.model)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return report_evaluation(args, model_predictor(model))
+
+
 def run_models(args: argparse.Namespace) -> int:
-    from .models import BUILTIN_MODELS, DEFAULT_MODEL
+    from .models import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpecError, load_model
 
     for name, (description, _) in BUILTIN_MODELS.items():
         marker = " (default)" if name == DEFAULT_MODEL else ""
         print(f"{name}{marker}\n    {description}")
+    if args.model:
+        try:
+            info = load_model(args.model).info
+        except ModelSpecError as error:
+            print(f"nosetrack: {error}", file=sys.stderr)
+            return 2
+        print(f"\n{info.name} {info.version} (loaded from {args.model})\n{json.dumps(info.as_dict(), indent=2)}")
     return 0
 
 
@@ -132,11 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
     add_predict_parser(commands)
-    commands.add_parser("models", help="list the built-in models")
+    add_eval_parser(commands)
+    models = commands.add_parser("models", help="list the built-in models, and check a user model's spec")
+    models.add_argument("--model", help="a model file or spec to load, check and show")
     return parser
 
 
-HANDLERS = {"serve": run_serve, "predict": run_predict, "models": run_models}
+HANDLERS = {"serve": run_serve, "predict": run_predict, "eval": run_eval, "models": run_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,16 @@ class Settings:
     queue_timeout: float = 10.0
     # Seconds gunicorn gives a request (and a slow body) before it recycles the worker.
     timeout: int = 30
+    # Requests per worker that may wait for a model beyond those being served; more get 503 at once.
+    max_queue: int = 32
+    # Seconds a client has to send its whole request body; a slower one gets 408.
+    body_timeout: float = 10.0
+    # Bearer keys that prediction, stats and metrics routes demand; none means the API is open.
+    api_keys: tuple[str, ...] = ()
+    # Origins allowed to call the API from a browser (CORS); none means CORS stays off.
+    cors_origins: tuple[str, ...] = ()
+    # How many recent predictions the dashboard may show as thumbnails; 0 (off) keeps pictures out of memory.
+    show_recent: int = 0
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -37,13 +47,20 @@ class Settings:
             raw = environ.get(f"NOSETRACK_{field.name.upper()}")
             if raw is not None:
                 values[field.name] = _parse(field, raw)
-        values.update({name: value for name, value in overrides.items() if value is not None})
+        # A repeatable flag arrives as a list; settings hold tuples, so they stay hashable and frozen.
+        values.update(
+            {
+                name: tuple(value) if isinstance(value, list) else value
+                for name, value in overrides.items()
+                if value is not None
+            }
+        )
         return cls(**values)
 
     def as_environment(self) -> dict[str, str]:
         """The settings as NOSETRACK_* variables, so gunicorn's workers rebuild the same Settings."""
         return {
-            f"NOSETRACK_{name.upper()}": str(value)
+            f"NOSETRACK_{name.upper()}": ",".join(value) if isinstance(value, tuple) else str(value)
             for name, value in dataclasses.asdict(self).items()
             if value is not None
         }
@@ -51,6 +68,8 @@ class Settings:
 
 def _parse(field: dataclasses.Field, raw: str) -> object:
     kind = field.type if isinstance(field.type, str) else field.type.__name__
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     try:
         if kind.startswith("int"):
             return int(raw)

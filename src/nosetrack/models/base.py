@@ -21,6 +21,9 @@ class Box:
     def area(self) -> float:
         return self.width * self.height
 
+    def contains(self, x: float, y: float) -> bool:
+        return self.x <= x <= self.x + self.width and self.y <= y <= self.y + self.height
+
     def as_dict(self) -> dict[str, float]:
         return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
 
@@ -77,6 +80,20 @@ class Prediction:
             "score": face.score,
             "box": face.box.as_dict() if face.box else None,
         }
+
+    @classmethod
+    def from_dict(cls, answer: dict[str, Any]) -> Prediction:
+        """The prediction back from an answer's body, as a client receives it."""
+        faces = [
+            Face(
+                face["nose"]["x"],
+                face["nose"]["y"],
+                face.get("score"),
+                Box(**face["box"]) if face.get("box") else None,
+            )
+            for face in answer["faces"]
+        ]
+        return cls(answer["image"]["width"], answer["image"]["height"], faces)
 
     def as_dict(self) -> dict[str, Any]:
         """The answer's body: the seed's `x` and `y` (normalized, of the main face) at the top level."""

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..engines import Engine
-from .geometry import Letterbox, letterbox
+from .geometry import square_view
 
 
 @dataclass(frozen=True)
@@ -71,44 +71,76 @@ def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, iou_
     return kept
 
 
+@dataclass(frozen=True)
+class DetectorViews:
+    """Which square views of an image the detector looks at; candidates from all are merged.
+
+    Always the whole image, letterboxed. `tile_above`: images whose long side exceeds this many pixels are
+    also seen as four overlapping tiles of `tile_fraction` of the long side, so that small faces in large
+    group photos get enough of the detector's pixels. None: no tiles.
+    """
+
+    tile_above: int | None = None
+    tile_fraction: float = 0.6
+
+    def squares(self, width: int, height: int) -> list[tuple[float, float, float]]:
+        """(left, top, side) of each view, in image pixels."""
+        long_side = max(width, height)
+        views = [((width - long_side) / 2.0, (height - long_side) / 2.0, float(long_side))]
+        if self.tile_above is not None and long_side > self.tile_above:
+            tile = long_side * self.tile_fraction
+            lefts = (0.0, width - tile) if width > tile else ((width - tile) / 2.0,)
+            tops = (0.0, height - tile) if height > tile else ((height - tile) / 2.0,)
+            views += [(left, top, tile) for top in tops for left in lefts]
+        return views
+
+
 class BlazeFaceDetector:
-    """Letterboxes the image to the network's square input and decodes its anchors into faces."""
+    """Shows the image to the network as square views and decodes its anchors into faces."""
 
     def __init__(
         self,
         engine: Engine,
         variant: BlazeFaceVariant,
+        views: DetectorViews = DetectorViews(),
         min_score: float = 0.5,
         iou_threshold: float = 0.3,
     ) -> None:
         self._engine = engine
         self.variant = variant
+        self.views = views
         self.min_score = min_score
         self.iou_threshold = iou_threshold
         self._anchors = make_anchors(variant)
 
-    def _input_tensor(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        square, frame = letterbox(image, self.variant.input_size)
+    def _input_tensor(self, square: np.ndarray) -> np.ndarray:
         tensor = cv2.cvtColor(square, cv2.COLOR_BGR2RGB).astype(np.float32)
         tensor *= 2.0 / 255.0
         tensor -= 1.0
-        return tensor[np.newaxis], frame
+        return tensor[np.newaxis]
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        tensor, frame = self._input_tensor(image)
-        regressors, logits = self._engine.run(tensor)
+    def _candidates(self, image: np.ndarray, left: float, top: float, side: float):
+        """Boxes (x0, y0, x1, y1), keypoints and scores above `min_score` in one view, in image pixels."""
+        square, frame = square_view(image, left, top, side, self.variant.input_size)
+        regressors, logits = self._engine.run(self._input_tensor(square))
         logits = np.clip(logits[0, :, 0], -100.0, 100.0)
-        candidates = np.flatnonzero(logits > np.log(self.min_score / (1.0 - self.min_score)))
-        if candidates.size == 0:
-            return []
-        raw = regressors[0, candidates] / self.variant.input_size
-        anchors = self._anchors[candidates]
+        chosen = np.flatnonzero(logits > np.log(self.min_score / (1.0 - self.min_score)))
+        raw = regressors[0, chosen] / self.variant.input_size
+        anchors = self._anchors[chosen]
         centres = raw[:, 0:2] + anchors
         half = raw[:, 2:4] / 2.0
-        boxes = np.concatenate([centres - half, centres + half], axis=1)
-        points = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
-        scores = 1.0 / (1.0 + np.exp(-logits[candidates]))
+        corners = np.concatenate([centres - half, centres + half], axis=1).reshape(-1, 2, 2)
+        boxes = frame.to_image(corners).reshape(-1, 4)
+        points = frame.to_image(raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :])
+        return boxes, points, 1.0 / (1.0 + np.exp(-logits[chosen]))
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        height, width = image.shape[:2]
+        found = [self._candidates(image, *view) for view in self.views.squares(width, height)]
+        boxes, points, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        if scores.size == 0:
+            return []
         return [
-            Detection(frame.to_image(box.reshape(2, 2)).reshape(4), frame.to_image(keypoints), score)
+            Detection(box, keypoints, score)
             for box, keypoints, score in weighted_nms(boxes, points, scores, self.iou_threshold)
         ]

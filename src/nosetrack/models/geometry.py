@@ -9,34 +9,64 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Letterbox:
-    """Where the image sits in the square input: scale from 0..1 input units to image pixels, and the offset."""
+class ViewFrame:
+    """Where an input sits on the image: input units (0..1) to image pixels, then the input's corner."""
 
-    scale: float
+    scale_x: float
+    scale_y: float
     offset_x: float
     offset_y: float
 
     def to_image(self, points: np.ndarray) -> np.ndarray:
-        """Map (x, y) points in 0..1 of the square input to image pixels."""
-        return points * self.scale - np.array([self.offset_x, self.offset_y], dtype=np.float32)
+        """Map (x, y) points in 0..1 of the input to image pixels."""
+        scale = np.array([self.scale_x, self.scale_y], dtype=np.float32)
+        return points * scale + np.array([self.offset_x, self.offset_y], dtype=np.float32)
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping the aspect ratio, centred on a black square of `size` pixels."""
-    height, width = image.shape[:2]
-    side = max(height, width)
-    inner_w = max(1, round(width * size / side))
-    inner_h = max(1, round(height * size / side))
-    interpolation = cv2.INTER_AREA if side > 2 * size else cv2.INTER_LINEAR
+def letterbox(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ViewFrame]:
+    """The whole image resized keeping its aspect ratio, centred on a black `width` x `height` canvas."""
+    image_height, image_width = image.shape[:2]
+    factor = min(width / image_width, height / image_height)
+    inner_w = min(width, max(1, round(image_width * factor)))
+    inner_h = min(height, max(1, round(image_height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 0.5 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (inner_w, inner_h), interpolation=interpolation)
-    left = (size - inner_w) // 2
-    top = (size - inner_h) // 2
-    square = cv2.copyMakeBorder(
-        resized, top, size - inner_h - top, left, size - inner_w - left, cv2.BORDER_CONSTANT, value=0
+    left = (width - inner_w) // 2
+    top = (height - inner_h) // 2
+    canvas = cv2.copyMakeBorder(
+        resized, top, height - inner_h - top, left, width - inner_w - left, cv2.BORDER_CONSTANT, value=0
     )
-    scale = side
+    return canvas, ViewFrame(width / factor, height / factor, -left / factor, -top / factor)
+
+
+def square_view(
+    image: np.ndarray, left: float, top: float, side: float, size: int
+) -> tuple[np.ndarray, ViewFrame]:
+    """The square region (`left`, `top`, `side` pixels) resized to `size`; black where it leaves the image.
+
+    A view larger than the image letterboxes it (with a margin); a smaller one is a tile, seen in more detail.
+    """
+    height, width = image.shape[:2]
     pixels_per_input = side / size
-    return square, Letterbox(scale, left * pixels_per_input, top * pixels_per_input)
+    x0, y0 = max(0, round(left)), max(0, round(top))
+    x1, y1 = min(width, round(left + side)), min(height, round(top + side))
+    inner_w = min(size, max(1, round((x1 - x0) / pixels_per_input)))
+    inner_h = min(size, max(1, round((y1 - y0) / pixels_per_input)))
+    interpolation = cv2.INTER_AREA if pixels_per_input > 2 else cv2.INTER_LINEAR
+    resized = cv2.resize(image[y0:y1, x0:x1], (inner_w, inner_h), interpolation=interpolation)
+    pad_left = min(size - inner_w, max(0, round((x0 - left) / pixels_per_input)))
+    pad_top = min(size - inner_h, max(0, round((y0 - top) / pixels_per_input)))
+    square = cv2.copyMakeBorder(
+        resized,
+        pad_top,
+        size - inner_h - pad_top,
+        pad_left,
+        size - inner_w - pad_left,
+        cv2.BORDER_CONSTANT,
+        value=0,
+    )
+    offset_x, offset_y = x0 - pad_left * pixels_per_input, y0 - pad_top * pixels_per_input
+    return square, ViewFrame(side, side, offset_x, offset_y)
 
 
 @dataclass(frozen=True)
@@ -74,7 +104,9 @@ class RotatedCrop:
         )
 
 
-def crop_around(points: np.ndarray, image_left_eye: np.ndarray, image_right_eye: np.ndarray, margin: float) -> RotatedCrop:
+def crop_around(
+    points: np.ndarray, image_left_eye: np.ndarray, image_right_eye: np.ndarray, margin: float
+) -> RotatedCrop:
     """A square crop around `points`, levelled on the eye line, `margin` times the points' extent."""
     dx, dy = image_right_eye - image_left_eye
     angle = float(np.arctan2(dy, dx))

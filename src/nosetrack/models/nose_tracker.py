@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..engines import open_engine
 from .base import Box, Face, ModelInfo, Prediction, sort_by_prominence
-from .blazeface import SHORT_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detection
+from .blazeface import FULL_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detection, DetectorViews
 from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, NOSE_TIP, FaceMesh
 from .geometry import RotatedCrop, crop_around
 
 WEIGHTS_PACKAGE = "mediapipe"
 WEIGHTS_VERSION = "0.10.21"
-# The crop FaceMesh was trained on: the face box grown by half, levelled on the eyes.
-CROP_MARGIN = 1.5
 MIN_MESH_SCORE = 0.5
+
+
+@dataclass(frozen=True)
+class NoseTrackerOptions:
+    """How the tracker looks: which detector and views, how it crops, how many opinions it averages."""
+
+    detector: BlazeFaceVariant = FULL_RANGE
+    views: DetectorViews = field(default_factory=DetectorViews)
+    # FaceMesh's own face score checks every detection again, so the detector may be less strict than
+    # MediaPipe's 0.5: faces that fill the frame or turn away score lower.
+    min_detection_score: float = 0.4
+    # The face crop is the detection box (or the mesh's extent) times this, levelled on the eyes.
+    crop_margin: float = 1.4
+    # Up to this many extra FaceMesh passes, each on a crop re-centred by the previous mesh (as MediaPipe's
+    # tracker does between frames)...
+    refinements: int = 2
+    # ...each taken only while that crop differs from the last: turned by more than the first value (radians),
+    # or moved or resized by more than the second (a share of its side). A strongly rolled face, whose eyes
+    # BlazeFace places poorly, needs two; most upright faces none. (0, 0): always.
+    refine_above: tuple[float, float] = (float(np.radians(5.0)), 0.1)
+    # Average the nose tip with the one found on the mirrored crop (one more FaceMesh run per face).
+    mirror: bool = True
 
 
 def mediapipe_modules_dir() -> Path:
@@ -31,44 +52,80 @@ def mediapipe_modules_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "modules"
 
 
-def crop_from_detection(detection: Detection) -> RotatedCrop:
+def crop_from_detection(detection: Detection, margin: float) -> RotatedCrop:
     x0, y0, x1, y1 = detection.box
     right_eye, left_eye = detection.keypoints[0], detection.keypoints[1]
     dx, dy = left_eye - right_eye
-    return RotatedCrop(
-        float((x0 + x1) / 2), float((y0 + y1) / 2), float(max(x1 - x0, y1 - y0) * CROP_MARGIN), float(np.arctan2(dy, dx))
-    )
+    side = max(x1 - x0, y1 - y0) * margin
+    return RotatedCrop(float((x0 + x1) / 2), float((y0 + y1) / 2), float(side), float(np.arctan2(dy, dx)))
+
+
+def crops_differ(first: RotatedCrop, second: RotatedCrop, angle: float, shift: float) -> bool:
+    turn = abs((second.angle - first.angle + np.pi) % (2 * np.pi) - np.pi)
+    moved = np.hypot(second.centre_x - first.centre_x, second.centre_y - first.centre_y) / first.size
+    return turn > angle or moved > shift or abs(np.log(second.size / first.size)) > shift
+
+
+def distinct_faces(faces: list[Face]) -> list[Face]:
+    """One nose per person: a face whose nose lies inside the box of a better-scored face is that face again,
+    seen a second time (by another of the detector's views, or off-centre)."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -(f.score or 0.0)):
+        if not any(other.box.contains(face.nose_x, face.nose_y) for other in kept):
+            kept.append(face)
+    return kept
 
 
 class NoseTracker:
     """Detect, crop each face upright, run FaceMesh, and read the nose tip; one thread at a time."""
 
-    def __init__(self, detector_variant: BlazeFaceVariant = SHORT_RANGE, threads: int = 1) -> None:
+    def __init__(
+        self, options: NoseTrackerOptions | None = None, threads: int = 1, name: str = "facemesh"
+    ) -> None:
+        self.options = options = options or NoseTrackerOptions()
         modules = mediapipe_modules_dir()
-        self._detector = BlazeFaceDetector(
-            open_engine(modules / "face_detection" / detector_variant.file_name, threads=threads), detector_variant
+        detector_engine = open_engine(
+            modules / "face_detection" / options.detector.file_name, threads=threads
         )
-        self._mesh = FaceMesh(open_engine(modules / "face_landmark" / "face_landmark.tflite", threads=threads))
+        self._detector = BlazeFaceDetector(
+            detector_engine, options.detector, options.views, min_score=options.min_detection_score
+        )
+        self._mesh = FaceMesh(
+            open_engine(modules / "face_landmark" / "face_landmark.tflite", threads=threads)
+        )
         self.info = ModelInfo(
-            name="nosetrack-facemesh",
+            name=f"nosetrack-{name}",
             version=f"{WEIGHTS_PACKAGE}-{WEIGHTS_VERSION}",
             description="MediaPipe BlazeFace detector + FaceMesh landmark 4 (nose tip), under LiteRT",
-            details={"engine": "litert", "detector": detector_variant.file_name},
+            details={
+                "engine": "litert",
+                "detector": options.detector.file_name,
+                "refinements": options.refinements,
+                "mirror": options.mirror,
+            },
         )
 
     def _face(self, image: np.ndarray, detection: Detection) -> Face | None:
-        points, score = self._mesh.landmarks(image, crop_from_detection(detection))
+        crop = crop_from_detection(detection, self.options.crop_margin)
+        points, score = self._mesh.landmarks(image, crop)
         if score < MIN_MESH_SCORE:
             return None
-        # A second look, on a crop centred by the mesh itself, as MediaPipe's tracker does between frames.
-        crop = crop_around(points, points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER], CROP_MARGIN)
-        points, score = self._mesh.landmarks(image, crop)
+        for _ in range(self.options.refinements):
+            left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
+            better = crop_around(points, left_eye, right_eye, self.options.crop_margin)
+            if not crops_differ(crop, better, *self.options.refine_above):
+                break
+            crop = better
+            points, score = self._mesh.landmarks(image, crop)
+        nose = points[NOSE_TIP]
+        if self.options.mirror:
+            mirrored, _ = self._mesh.landmarks(image, crop, mirrored=True)
+            nose = (nose + mirrored[NOSE_TIP]) / 2.0
         x0, y0 = points.min(axis=0)
         x1, y1 = points.max(axis=0)
-        nose_x, nose_y = points[NOSE_TIP]
         return Face(
-            float(nose_x),
-            float(nose_y),
+            float(nose[0]),
+            float(nose[1]),
             score=float(detection.score),
             box=Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
         )
@@ -76,4 +133,6 @@ class NoseTracker:
     def predict(self, image: np.ndarray) -> Prediction:
         height, width = image.shape[:2]
         faces = [self._face(image, detection) for detection in self._detector.detect(image)]
-        return Prediction(width, height, sort_by_prominence([face for face in faces if face is not None]))
+        return Prediction(
+            width, height, sort_by_prominence(distinct_faces([f for f in faces if f is not None]))
+        )

@@ -13,7 +13,13 @@ from ..config import Settings
 from ..logs import LOGGER_NAME, setup_logging
 from ..models import load_model
 from ..pool import ModelPool
+from .auth import require_api_keys
+from .body_deadline import BodyDeadline
+from .cors import allow_cross_origin
 from .errors import register_error_handlers
+from .oip import oip
+from .openapi import docs
+from .recent import RecentFrames
 from .routes import bp
 from .state import ServerState, server_state
 
@@ -28,11 +34,14 @@ def _request_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_app(settings: Settings | None = None, pool: ModelPool | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, pool: ModelPool | None = None, recent: RecentFrames | None = None
+) -> Flask:
     """Build the app for one worker.
 
     `settings` defaults to the NOSETRACK_* environment. `pool` defaults to `settings.threads` instances of
     `settings.model`, each run once before the app is returned so /readyz is true from the first request.
+    `recent` is the store of recent frames shared by all workers; by default this worker gets its own.
     """
     settings = settings or Settings.from_environment()
     setup_logging(settings.log_file, settings.log_level)
@@ -43,21 +52,28 @@ def create_app(settings: Settings | None = None, pool: ModelPool | None = None) 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     pool = pool or ModelPool(lambda: load_model(settings.model), settings.threads)
-    state = ServerState(settings, pool)
+    state = ServerState(settings, pool, recent=recent or RecentFrames(settings.show_recent))
     app.extensions["nosetrack"] = state
     register_error_handlers(app)
     app.register_blueprint(bp)
+    app.register_blueprint(oip)
+    app.register_blueprint(docs)
+    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)
 
     @app.before_request
     def start_request() -> None:
         g.started = time.perf_counter()
         g.request_id = _request_id()
 
+    # After start_request, so a refused or preflight request is timed and logged like any other.
+    allow_cross_origin(app, settings.cors_origins)
+    require_api_keys(app, settings.api_keys)
+
     @app.after_request
     def finish_request(response: Response) -> Response:
         seconds = time.perf_counter() - g.started
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        server_state(app).metrics.observe_request(route, response.status_code, seconds)
+        server_state(app).metrics.observe_request(route, response.status_code, seconds, g.get("error_code"))
         response.headers["X-Request-ID"] = g.request_id
         logger.info(
             "%s %s %d %.2f ms request_id=%s",

@@ -17,21 +17,23 @@ logger = logging.getLogger(LOGGER_NAME)
 class ApiError(Exception):
     """A client's mistake, raised anywhere in a request and answered with `status`."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    g.error_code = code
     response = jsonify({"error": {"code": code, "message": message, "request_id": g.get("request_id")}})
     response.status_code = status
     response.headers.update(headers or {})
     return response
 
 
-def _image_status(error: ImageError) -> int:
+def image_status(error: ImageError) -> int:
     if isinstance(error, ImageTooLarge):
         return 413
     if isinstance(error, UnsupportedImageType):
@@ -42,11 +44,11 @@ def _image_status(error: ImageError) -> int:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, error.headers)
 
     @app.errorhandler(ImageError)
     def image_error(error: ImageError) -> Response:
-        return error_response(_image_status(error), error.code, str(error))
+        return error_response(image_status(error), error.code, str(error))
 
     @app.errorhandler(Overloaded)
     def overloaded(error: Overloaded) -> Response:

@@ -9,6 +9,10 @@ import tempfile
 from gunicorn.app.base import BaseApplication
 
 from ..config import Settings
+from .recent import RecentFrames
+
+# Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
+SPARE_THREADS = 2
 
 
 def _child_exit(server, worker) -> None:
@@ -20,8 +24,10 @@ def _child_exit(server, worker) -> None:
 class NosetrackServer(BaseApplication):
     """gunicorn's threaded workers; each worker loads its own models after the fork (no shared engines)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, recent: RecentFrames) -> None:
         self.settings = settings
+        # Made here, in the master, so the forked workers share its memory.
+        self.recent = recent
         super().__init__()
 
     def load_config(self) -> None:
@@ -30,11 +36,12 @@ class NosetrackServer(BaseApplication):
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "worker_class": "gthread",
-            "threads": s.threads,
-            # A worker takes a connection only when a thread of its own is free, and closes it after the
-            # answer, so each request waits in the kernel's queue for the first worker with a free thread.
-            # With keep-alive, a worker kept every connection it once accepted: one could hold them all.
-            "worker_connections": s.threads,
+            # Models, predictions waiting for them, and spare threads that refuse the excess quickly.
+            "threads": s.threads + s.max_queue + SPARE_THREADS,
+            # A worker takes no more connections than it has threads, and closes each after its answer: the
+            # next request waits in the kernel's queue for a worker with room. With keep-alive, a connection
+            # stayed with the worker that first accepted it, and one worker could hold every client.
+            "worker_connections": s.threads + s.max_queue + SPARE_THREADS,
             "keepalive": 0,
             "timeout": s.timeout,
             "graceful_timeout": s.timeout,
@@ -46,7 +53,7 @@ class NosetrackServer(BaseApplication):
     def load(self):
         from .app import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, recent=self.recent)
 
 
 def serve(settings: Settings) -> None:
@@ -54,6 +61,6 @@ def serve(settings: Settings) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="nosetrack-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        NosetrackServer(settings).run()
+        NosetrackServer(settings, RecentFrames(settings.show_recent)).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -7,7 +7,8 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from .. import __version__
-from ..images import decode_image_reduced
+from .auth import public
+from .inference import predict_encoded
 from .payloads import image_from_any, image_from_form, image_from_json
 from .state import server_state
 
@@ -17,16 +18,20 @@ bp = Blueprint("nosetrack", __name__)
 def predict_response(data: bytes) -> Response:
     """Decode, run the model on a leased instance, and answer with the prediction's JSON."""
     state = server_state(current_app)
-    image = decode_image_reduced(data, state.settings.max_image_pixels, state.settings.decode_min_side)
-    with state.pool.lease(state.settings.queue_timeout) as model:
-        started = time.perf_counter()
-        prediction = model.predict(image.pixels)
-        state.metrics.inference.observe(time.perf_counter() - started)
+    image, prediction = predict_encoded(state, data)
+    answer = prediction.as_dict()
+    latency_ms = (time.perf_counter() - g.started) * 1000.0
+    if state.recent.enabled:
+        state.recent.add(
+            image,
+            answer,
+            {"route": request.url_rule.rule, "faces": len(answer["faces"]), "latency_ms": latency_ms},
+        )
     return jsonify(
         {
-            **prediction.at_full_size(image.factor, image.width, image.height).as_dict(),
+            **answer,
             "model": {"name": state.pool.info.name, "version": state.pool.info.version},
-            "latency_ms": (time.perf_counter() - g.started) * 1000.0,
+            "latency_ms": latency_ms,
             "request_id": g.request_id,
         }
     )
@@ -48,17 +53,20 @@ def nose() -> Response:
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> Response:
     return jsonify({"status": "alive"})
 
 
 @bp.get("/readyz")
+@public
 def readyz() -> tuple[Response, int]:
     ready = server_state(current_app).ready
     return jsonify({"status": "ready" if ready else "loading"}), 200 if ready else 503
 
 
 @bp.get("/version")
+@public
 def version() -> Response:
     return jsonify({"version": __version__, "model": server_state(current_app).pool.info.as_dict()})
 
@@ -68,11 +76,24 @@ def stats() -> Response:
     return jsonify(server_state(current_app).stats())
 
 
+@bp.get("/api/recent")
+def recent() -> Response:
+    """The newest predictions as thumbnails (when --show-recent is on); `?after=N` sends only newer ones."""
+    after = request.args.get("after", default=0, type=int)
+    return jsonify(server_state(current_app).recent.as_dict(after))
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
     return Response(server_state(current_app).metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
 
 @bp.get("/")
+@public
 def dashboard() -> str:
-    return render_template("dashboard.html", stats=server_state(current_app).stats())
+    """The page is open to a browser, which sends no key with it; with API keys, its numbers come only
+    through /api/stats, which asks for one."""
+    state = server_state(current_app)
+    needs_key = bool(state.settings.api_keys)
+    stats = state.summary() if needs_key else state.stats()
+    return render_template("dashboard.html", stats=stats, needs_key=needs_key)

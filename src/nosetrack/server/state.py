@@ -11,7 +11,9 @@ from flask import Flask
 from .. import __version__
 from ..config import Settings
 from ..pool import ModelPool
+from .admission import AdmissionGate
 from .metrics import Metrics
+from .recent import RecentFrames
 
 WARM_UP_IMAGE_SHAPE = (480, 640, 3)
 
@@ -21,8 +23,13 @@ class ServerState:
     settings: Settings
     pool: ModelPool
     metrics: Metrics = field(default_factory=Metrics)
+    recent: RecentFrames = field(default_factory=lambda: RecentFrames(0))
     started_at: float = field(default_factory=time.time)
     ready: bool = False
+    admission: AdmissionGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = AdmissionGate(self.pool.size + self.settings.max_queue)
 
     def warm_up(self) -> None:
         """Run every instance once, so the first client does not pay for lazy initialisation."""
@@ -32,16 +39,24 @@ class ServerState:
                 model.predict(image)
         self.ready = True
 
-    def stats(self) -> dict:
-        counts = self.metrics.request_counts()
+    def summary(self) -> dict:
+        """What the server is, without what it has served: open to all even when keys are set."""
         return {
             "version": __version__,
             "model": self.pool.info.as_dict(),
             "workers": self.settings.workers,
             "threads": self.settings.threads,
+            "show_recent": self.recent.capacity,
             "uptime_s": time.time() - self.started_at,
+        }
+
+    def stats(self) -> dict:
+        counts = self.metrics.request_counts()
+        return {
+            **self.summary(),
             "requests": counts,
             "requests_total": sum(sum(by_status.values()) for by_status in counts.values()),
+            "timeline": self.metrics.timeline.summary(),
         }
 
 

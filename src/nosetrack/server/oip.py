@@ -1,0 +1,150 @@
+"""The Open Inference Protocol v2 REST API (KServe, Triton) beside nosetrack's own, under /v2.
+
+Errors here have the protocol's shape, {"error": "message"}, with the same 4xx statuses as the rest of the
+server. Tensors are read and written by oip_tensors.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .. import __version__
+from ..images import ImageError
+from ..logs import LOGGER_NAME
+from ..pool import Overloaded
+from .auth import public
+from .errors import ApiError, image_status
+from .inference import predict_encoded, predict_image
+from .oip_tensors import INPUT_NAME, MAX_BATCH, OUTPUTS, encode_outputs, parse_infer_request
+from .state import ServerState, server_state
+
+logger = logging.getLogger(LOGGER_NAME)
+oip = Blueprint("oip", __name__, url_prefix="/v2")
+HEADER_LENGTH = "Inference-Header-Content-Length"
+PLATFORM = "nosetrack"
+
+
+def oip_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    g.error_code = code
+    response = jsonify({"error": message})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+@oip.errorhandler(ApiError)
+def api_error(error: ApiError) -> Response:
+    return oip_error(error.status, error.code, error.message, error.headers)
+
+
+@oip.errorhandler(ImageError)
+def image_error(error: ImageError) -> Response:
+    return oip_error(image_status(error), error.code, str(error))
+
+
+@oip.errorhandler(Overloaded)
+def overloaded(error: Overloaded) -> Response:
+    return oip_error(503, "overloaded", f"{error} Retry shortly.", {"Retry-After": "1"})
+
+
+@oip.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> Response:
+    return oip_error(
+        error.code or 500, (error.name or "error").lower().replace(" ", "_"), error.description or ""
+    )
+
+
+@oip.errorhandler(Exception)
+def internal_error(error: Exception) -> Response:
+    logger.exception("Unhandled error (request_id=%s)", g.get("request_id"))
+    return oip_error(500, "internal_error", "The server failed; the log holds the details.")
+
+
+def served_model(name: str, version: str | None = None) -> ServerState:
+    """The server's state when `name` (and `version`, if given) is the model it serves; else 404."""
+    state = server_state(current_app)
+    info = state.pool.info
+    if name != info.name:
+        raise ApiError(404, "unknown_model", f"Unknown model {name!r}; this server serves {info.name!r}.")
+    if version is not None and version != info.version:
+        raise ApiError(
+            404, "unknown_model", f"Model {name!r} has no version {version!r}; it has {info.version!r}."
+        )
+    return state
+
+
+@oip.get("")
+@public
+def server_metadata() -> Response:
+    return jsonify({"name": PLATFORM, "version": __version__, "extensions": ["binary_tensor_data"]})
+
+
+@oip.get("/health/live")
+@public
+def live() -> Response:
+    return Response(status=200)
+
+
+@oip.get("/health/ready")
+@public
+def ready() -> Response:
+    return Response(status=200 if server_state(current_app).ready else 400)
+
+
+@oip.get("/models/<name>/ready")
+@oip.get("/models/<name>/versions/<version>/ready")
+@public
+def model_ready(name: str, version: str | None = None) -> Response:
+    return Response(status=200 if served_model(name, version).ready else 400)
+
+
+@oip.get("/models/<name>")
+@oip.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None) -> Response:
+    info = served_model(name, version).pool.info
+    return jsonify(
+        {
+            "name": info.name,
+            "versions": [info.version],
+            "platform": PLATFORM,
+            "inputs": [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [
+                {"name": name, "datatype": datatype, "shape": [-1, *tail]}
+                for name, (datatype, _, tail) in OUTPUTS.items()
+            ],
+            "parameters": {
+                "max_batch_size": MAX_BATCH,
+                "input_forms": "IMAGE is BYTES [N] (encoded JPEG/PNG/BMP; base64 strings in JSON) or "
+                "UINT8 [N, H, W, 3] (RGB, or BGR with the input parameter color_order)",
+            },
+        }
+    )
+
+
+@oip.post("/models/<name>/infer")
+@oip.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None) -> Response:
+    state = served_model(name, version)
+    if request.content_encoding:
+        raise ApiError(415, "unsupported_encoding", "Send the body uncompressed (no Content-Encoding).")
+    body = request.get_data(cache=False)
+    asked = parse_infer_request(body, request.headers.get(HEADER_LENGTH), state.settings.max_image_pixels)
+    predictions = [
+        predict_encoded(state, image)[1] if isinstance(image, bytes) else predict_image(state, image)
+        for image in asked.images
+    ]
+    outputs, binary = encode_outputs(predictions, asked.outputs)
+    answer: dict = {"model_name": state.pool.info.name, "model_version": state.pool.info.version}
+    if asked.id is not None:
+        answer["id"] = asked.id
+    answer["outputs"] = outputs
+    if not binary:
+        return jsonify(answer)
+    header = json.dumps(answer).encode()
+    response = Response(header + binary, mimetype="application/octet-stream")
+    response.headers[HEADER_LENGTH] = str(len(header))
+    return response

@@ -1,0 +1,201 @@
+"""The dashboard in a real browser: Debian's headless Chromium, driven by Playwright, on `nosetrack serve`.
+
+Screenshots land in artifacts/ (gitignored). Skipped only without /usr/bin/chromium; .ci/run installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from browser import CHROMIUM, launch_chromium
+from conftest import LiveServer
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = LiveServer(
+        tmp_path_factory.mktemp("dashboard"), "--workers", "2", "--threads", "2", "--show-recent", "8"
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, astronaut_bgr):
+    with sync_api.sync_playwright() as playwright:
+        context = launch_chromium(playwright, tmp_path_factory.mktemp("chromium"), astronaut_bgr)
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page()
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#live.live")
+    yield page
+    page.close()
+    # Works offline: every request the page made went to our own server.
+    assert all(url.startswith((server.url + "/", "data:", "blob:")) for url in requested), requested
+
+
+def screenshot(page, name: str, **options) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), **options)
+
+
+def post_face(server, face_jpeg: bytes) -> dict:
+    response = requests.post(
+        server.url + "/v1/nose", data=face_jpeg, headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+def marker_pixels(page, selector: str) -> list[tuple[int, int]]:
+    """Where the canvas holds the nose marker's colour: read back from the pixels, not from our own data."""
+    return [
+        tuple(point)
+        for point in page.eval_on_selector(
+            selector,
+            """canvas => {
+                const { width, height } = canvas;
+                const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+                const found = [];
+                for (let i = 0; i < pixels.length; i += 4) {
+                    const [r, g, b] = [pixels[i], pixels[i + 1], pixels[i + 2]];
+                    if (Math.abs(r - 255) < 12 && Math.abs(g - 43) < 12 && Math.abs(b - 214) < 12) {
+                        found.push([(i / 4) % width, Math.floor(i / 4 / width)]);
+                    }
+                }
+                return found;
+            }""",
+        )
+    ]
+
+
+def test_counters_and_charts_move_after_requests(page, server, face_jpeg):
+    before = int(page.text_content('[data-route="/v1/nose"]'))
+    for _ in range(6):
+        post_face(server, face_jpeg)
+    requests.post(server.url + "/v1/nose", data=b"not an image", headers={"Content-Type": "text/plain"})
+    page.wait_for_function(
+        f"""() => document.querySelector('[data-route="/v1/nose"]').textContent === '{before + 7}'
+            && document.getElementById('kpi-rate').textContent !== '0.00'""",
+        timeout=10_000,
+    )
+    error_chip = page.locator("#routes tr.error .status.error", has_text="415")
+    assert error_chip.count() == 1
+    assert page.text_content("#kpi-p50").endswith("ms")
+    assert float(page.text_content("#kpi-rate")) > 0
+    assert page.text_content("#model").startswith("nosetrack-facemesh")
+    assert page.text_content("#workers") == "2"
+    screenshot(page, "dashboard-live.png", full_page=True)
+
+
+def test_recent_predictions_show_as_thumbnails(page, server, face_jpeg):
+    post_face(server, face_jpeg)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#recent-frames img')].some(img => img.naturalWidth > 0)",
+        timeout=10_000,
+    )
+    figures = page.locator("#recent-frames figure")
+    assert 1 <= figures.count() <= 8
+    assert "1 face" in figures.first.text_content()
+    assert page.locator("#recent-off").is_hidden()
+
+
+def test_try_it_draws_the_nose_where_the_api_answers(page, server, face_jpeg):
+    answer = post_face(server, face_jpeg)
+    page.set_input_files(
+        "#try-file", {"name": "astronaut.jpg", "mimeType": "image/jpeg", "buffer": face_jpeg}
+    )
+    page.wait_for_selector("#try-canvas:not([hidden])")
+    width = page.eval_on_selector("#try-canvas", "c => c.width")
+    scale = width / answer["image"]["width"]
+    expected = np.array([answer["nose"]["x"], answer["nose"]["y"]]) * scale
+
+    drawn = np.array(marker_pixels(page, "#try-canvas"), dtype=float)
+    assert len(drawn) > 20
+    assert np.linalg.norm(drawn.mean(axis=0) - expected) < 3.0
+    assert np.abs(drawn - expected).max() < 20  # one marker, nothing of its colour elsewhere
+    listed = json.loads(page.get_attribute("#try-canvas", "data-noses"))
+    assert len(listed) == len(answer["faces"]) == 1
+    assert "astronaut.jpg: 1 face" in page.text_content("#try-summary")
+    assert json.loads(page.text_content("#try-json"))["x"] == answer["x"]
+    screenshot(page, "try-it.png", full_page=True)
+
+
+def test_try_it_shows_a_hostile_file_name_and_error_as_text(page):
+    name = '<img src=x onerror="window.injected=1">.jpg'
+    page.set_input_files(
+        "#try-file", {"name": name, "mimeType": "image/jpeg", "buffer": b"not a jpeg at all"}
+    )
+    page.wait_for_selector("#try-summary.error")
+    summary = page.locator("#try-summary")
+    assert name in summary.text_content()
+    assert "415" in summary.text_content() or "422" in summary.text_content()
+    assert summary.locator("img").count() == 0
+    assert page.evaluate("() => window.injected") is None
+
+
+def test_webcam_draws_the_tracked_nose_at_a_sustained_rate(page, server):
+    page.click("#webcam-toggle")
+    page.wait_for_function(
+        "() => Number(document.getElementById('webcam').dataset.frames) >= 10", timeout=20_000
+    )
+    panel = page.locator("#webcam")
+    frames_before, started = int(panel.get_attribute("data-frames")), time.monotonic()
+    noses = set()
+    while time.monotonic() - started < 4.0:
+        noses.add(page.get_attribute("#webcam-overlay", "data-noses"))
+        page.wait_for_timeout(100)
+    frames = int(panel.get_attribute("data-frames")) - frames_before
+    rate = frames / (time.monotonic() - started)
+    screenshot(page, "webcam.png", full_page=True)
+    page.click("#webcam-toggle")
+
+    assert rate >= 5, f"only {rate:.1f} frames/s"
+    assert int(panel.get_attribute("data-detected")) >= 0.9 * int(panel.get_attribute("data-frames"))
+    xs = [json.loads(markers)[0]["x"] for markers in noses if markers and markers != "[]"]
+    assert max(xs) - min(xs) > 40, "the marker should follow the face as it moves"
+    assert len(marker_pixels(page, "#webcam-overlay")) > 20
+    print(f"webcam: {rate:.1f} frames/s answered and drawn")
+
+
+def test_keyed_server_dashboard_asks_for_the_key_then_goes_live(browser, tmp_path, face_jpeg):
+    key = "dashboard-key-123"
+    server = LiveServer(tmp_path, "--workers", "1", "--threads", "2", env={"NOSETRACK_API_KEYS": key})
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#api-key-form:not([hidden])")
+        assert page.text_content("#live") != "live"
+        page.fill("#api-key", key)
+        page.click("#api-key-form button")
+        page.wait_for_selector("#live.live")
+        requests.post(
+            server.url + "/v1/nose",
+            data=face_jpeg,
+            headers={"Content-Type": "image/jpeg", "Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        page.wait_for_function("document.querySelector('[data-route=\"/v1/nose\"]').textContent === '1'")
+        assert page.is_hidden("#api-key-form")
+        assert key not in page.content()
+    finally:
+        page.close()
+        server.stop()

@@ -1,0 +1,226 @@
+"""The Open Inference Protocol v2 under /v2: the official tritonclient gets the nose, in JSON and binary."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+
+import cv2
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from conftest import LiveServer
+from tritonclient.utils import InferenceServerException
+
+MODEL = "nosetrack-facemesh"
+
+
+@pytest.fixture(scope="module")
+def expected_nose(model, astronaut_bgr):
+    face = model.predict(astronaut_bgr).faces[0]
+    height, width = astronaut_bgr.shape[:2]
+    return np.array([face.nose_x / width, face.nose_y / height], dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def triton_client(tmp_path_factory):
+    server = LiveServer(tmp_path_factory.mktemp("oip"), "--workers", "1", "--threads", "2")
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    yield client
+    client.close()
+    server.stop()
+
+
+def test_tritonclient_sees_a_live_ready_server_and_model(triton_client):
+    assert triton_client.is_server_live()
+    assert triton_client.is_server_ready()
+    assert triton_client.is_model_ready(MODEL)
+    assert not triton_client.is_model_ready("no-such-model")
+    assert "binary_tensor_data" in triton_client.get_server_metadata()["extensions"]
+    metadata = triton_client.get_model_metadata(MODEL)
+    assert metadata["inputs"][0]["name"] == "IMAGE"
+    assert {output["name"] for output in metadata["outputs"]} == {"NOSE", "DETECTED", "SCORES", "BOXES"}
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_tritonclient_gets_the_nose_from_encoded_bytes(triton_client, face_jpeg, expected_nose, binary):
+    image = triton.InferInput("IMAGE", [1], "BYTES")
+    element = face_jpeg if binary else base64.b64encode(face_jpeg)
+    image.set_data_from_numpy(np.array([element], dtype=np.object_), binary_data=binary)
+    outputs = [triton.InferRequestedOutput(name, binary_data=binary) for name in ("NOSE", "DETECTED")]
+    result = triton_client.infer(MODEL, [image], outputs=outputs, request_id="r-1")
+    assert result.get_response()["id"] == "r-1"
+    assert result.as_numpy("DETECTED").tolist() == [True]
+    np.testing.assert_allclose(result.as_numpy("NOSE"), [expected_nose], atol=0.02)
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_tritonclient_gets_the_nose_from_rgb_pixels(triton_client, astronaut_bgr, expected_nose, binary):
+    rgb = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB)[np.newaxis]
+    image = triton.InferInput("IMAGE", list(rgb.shape), "UINT8")
+    image.set_data_from_numpy(rgb, binary_data=binary)
+    result = triton_client.infer(MODEL, [image], model_version="mediapipe-0.10.21")  # all outputs, binary
+    np.testing.assert_allclose(result.as_numpy("NOSE"), [expected_nose], atol=0.02)
+    assert result.as_numpy("BOXES").shape == (1, 4)
+    assert 0 < result.as_numpy("SCORES")[0] <= 1
+
+
+def test_tritonclient_gets_a_batch_with_a_face_and_none(
+    triton_client, face_jpeg, no_face_jpeg, expected_nose
+):
+    image = triton.InferInput("IMAGE", [2], "BYTES")
+    image.set_data_from_numpy(np.array([face_jpeg, no_face_jpeg], dtype=np.object_))
+    result = triton_client.infer(MODEL, [image])
+    assert result.as_numpy("DETECTED").tolist() == [True, False]
+    np.testing.assert_allclose(result.as_numpy("NOSE")[0], expected_nose, atol=0.02)
+    assert result.as_numpy("NOSE")[1].tolist() == [-1, -1]
+
+
+def test_tritonclient_sees_a_clear_error_for_a_non_image(triton_client):
+    image = triton.InferInput("IMAGE", [1], "BYTES")
+    image.set_data_from_numpy(np.array([b"not an image"], dtype=np.object_))
+    with pytest.raises(InferenceServerException, match="not a JPEG, PNG or BMP"):
+        triton_client.infer(MODEL, [image])
+
+
+# The protocol in detail, against the in-process app.
+
+
+def infer(client, document: dict, binary: bytes = b"", path: str = f"/v2/models/{MODEL}/infer"):
+    header = json.dumps(document).encode()
+    headers = {"Inference-Header-Content-Length": str(len(header))} if binary else {}
+    return client.post(path, data=header + binary, headers=headers, content_type="application/octet-stream")
+
+
+def bytes_input(*images: bytes) -> tuple[dict, bytes]:
+    data = b"".join(struct.pack("<I", len(image)) + image for image in images)
+    tensor = {"name": "IMAGE", "datatype": "BYTES", "shape": [len(images)]}
+    return {**tensor, "parameters": {"binary_data_size": len(data)}}, data
+
+
+def test_binary_output_follows_the_json_header(client, face_jpeg, expected_nose):
+    tensor, data = bytes_input(face_jpeg)
+    response = infer(
+        client, {"inputs": [tensor], "outputs": [{"name": "NOSE", "parameters": {"binary_data": True}}]}, data
+    )
+    assert response.status_code == 200
+    length = int(response.headers["Inference-Header-Content-Length"])
+    header = json.loads(response.data[:length])
+    assert header["outputs"] == [
+        {"name": "NOSE", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8}}
+    ]
+    np.testing.assert_allclose(np.frombuffer(response.data[length:], "<f4"), expected_nose, atol=0.02)
+
+
+def test_bgr_pixels_give_the_same_nose_as_rgb(client, astronaut_bgr, expected_nose):
+    small = cv2.resize(astronaut_bgr, (128, 128))
+    answers = []
+    for order, pixels in (("BGR", small), ("RGB", cv2.cvtColor(small, cv2.COLOR_BGR2RGB))):
+        tensor = {
+            "name": "IMAGE",
+            "datatype": "UINT8",
+            "shape": list(pixels.shape),
+            "data": pixels.ravel().tolist(),
+        }
+        tensor["parameters"] = {"color_order": order}
+        response = infer(client, {"inputs": [tensor]})
+        assert response.status_code == 200, response.get_json()
+        answers.append(response.get_json()["outputs"][0]["data"])
+    assert answers[0] == answers[1]
+
+
+@pytest.mark.parametrize(
+    ("document", "status", "fragment"),
+    [
+        ({}, 400, "inputs"),
+        (
+            {"inputs": [{"name": "PIXELS", "datatype": "BYTES", "shape": [1], "data": ["x"]}]},
+            400,
+            "Unknown input",
+        ),
+        ({"inputs": [{"name": "IMAGE", "datatype": "FP32", "shape": [1], "data": [1.0]}]}, 400, "BYTES"),
+        ({"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["***"]}]}, 400, "base64"),
+        (
+            {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [2], "data": ["AAAA"]}]},
+            400,
+            "2 images",
+        ),
+        ({"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["AAAA"]}]}, 415, "JPEG"),
+        (
+            {"inputs": [{"name": "IMAGE", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [300] * 12}]},
+            400,
+            "0 to 255",
+        ),
+        (
+            {"inputs": [{"name": "IMAGE", "datatype": "UINT8", "shape": [2, 2, 3], "data": [1] * 5}]},
+            400,
+            "12 values",
+        ),
+        (
+            {"inputs": [{"name": "IMAGE", "datatype": "UINT8", "shape": [1, 2, 2, 4], "data": [1] * 16}]},
+            400,
+            "shape",
+        ),
+        ({"inputs": [{"name": "IMAGE", "datatype": "UINT8", "shape": [9000, 9000, 3]}]}, 400, "neither"),
+        (
+            {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["AAAA"]}], "id": 5},
+            400,
+            "id",
+        ),
+        (
+            {
+                "inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": ["AAAA"]}],
+                "outputs": [{"name": "EARS"}],
+            },
+            400,
+            "EARS",
+        ),
+    ],
+)
+def test_bad_infer_requests_get_a_protocol_error(client, document, status, fragment):
+    response = infer(client, document)
+    assert response.status_code == status
+    assert fragment in response.get_json()["error"]
+
+
+def test_too_many_pixels_is_413(client):
+    tensor = {"name": "IMAGE", "datatype": "UINT8", "shape": [9000, 9000, 3], "data": []}
+    assert infer(client, {"inputs": [tensor]}).status_code == 413
+
+
+def test_binary_sizes_must_add_up(client, face_jpeg):
+    tensor, data = bytes_input(face_jpeg)
+    assert "follow" in infer(client, {"inputs": [tensor]}, data + b"extra").get_json()["error"]
+    response = client.post(
+        f"/v2/models/{MODEL}/infer", data=b"{}", headers={"Inference-Header-Content-Length": "99"}
+    )
+    assert response.status_code == 400
+
+
+def test_unknown_model_or_version_is_404(client, face_jpeg):
+    tensor, data = bytes_input(face_jpeg)
+    assert infer(client, {"inputs": [tensor]}, data, "/v2/models/other/infer").status_code == 404
+    response = infer(client, {"inputs": [tensor]}, data, f"/v2/models/{MODEL}/versions/9/infer")
+    assert response.status_code == 404 and "version" in response.get_json()["error"]
+    assert client.get("/v2/models/other").get_json() == {
+        "error": "Unknown model 'other'; this server serves 'nosetrack-facemesh'."
+    }
+
+
+def test_health_stays_open_and_inference_needs_the_key(pool, face_jpeg):
+    from conftest import make_test_app
+
+    client = make_test_app(pool, api_keys=("k",)).test_client()
+    assert client.get("/v2/health/ready").status_code == 200
+    assert client.get(f"/v2/models/{MODEL}/ready").status_code == 200
+    tensor, data = bytes_input(face_jpeg)
+    response = infer(client, {"inputs": [tensor]}, data)
+    assert response.status_code == 401 and "Bearer" in response.get_json()["error"]
+
+
+def test_compressed_bodies_are_refused_with_415(client):
+    response = client.post(
+        f"/v2/models/{MODEL}/infer", data=b"\x1f\x8b", headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 415 and "Content-Encoding" in response.get_json()["error"]
