@@ -1,6 +1,6 @@
 """The benchmark in one command: the in-process limit, the seed's design, LitServe and nosetrack side by side.
 
-    python bench/run.py --out bench/results          # the full run, about 12 minutes on 2 cores
+    python bench/run.py --out bench/results          # the full run, about 9 minutes on 2 cores
     python bench/run.py --out /tmp/quick --quick      # a 2-minute smoke run of the same harness
 
 Writes results.json (every number), results.md (the tables and target ratios) and results.png (the plot).
