@@ -141,6 +141,7 @@ def main() -> None:
     require_wrk()
     seconds = 3.0 if args.quick else args.seconds
     clients = [int(c) for c in args.clients.split(",")]
+    args.out = args.out.resolve()  # servers run in raw/ and are handed paths inside it
     raw = args.out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     photos = make_photos(raw / "photos")
