@@ -96,12 +96,13 @@ class LiveServer:
         self.log_file = tmp_path / "webserver.log"
         command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(self.port)]
         command += ["--log-file", str(self.log_file), *args]
+        self._error_log = open(tmp_path / "server.err", "wb")  # noqa: SIM115 (closed by stop)
         self.process = subprocess.Popen(
             command,
             cwd=tmp_path,
             env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "server.err", "wb"),
+            stderr=self._error_log,
         )
         try:
             self.wait_ready()
@@ -128,6 +129,7 @@ class LiveServer:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self._error_log.close()
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,9 @@ def test_no_face_is_not_an_error(client, no_face_jpeg):
 
 
 def test_request_id_is_echoed(client, face_jpeg):
-    response = client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg", headers={"X-Request-ID": "abc-1"})
+    response = client.post(
+        "/v1/nose", data=face_jpeg, content_type="image/jpeg", headers={"X-Request-ID": "abc-1"}
+    )
     assert response.headers["X-Request-ID"] == "abc-1"
     assert response.get_json()["request_id"] == "abc-1"
 
@@ -124,7 +126,9 @@ def test_image_bin_without_image_field_is_400(client, face_jpeg):
 
 
 def test_image_bin_without_a_form_is_415(client, face_jpeg):
-    assert_error(client.post("/image-bin", data=face_jpeg, content_type="image/jpeg"), 415, "unsupported_media_type")
+    assert_error(
+        client.post("/image-bin", data=face_jpeg, content_type="image/jpeg"), 415, "unsupported_media_type"
+    )
 
 
 def test_truncated_jpeg_is_422(client, face_jpeg):
@@ -140,7 +144,9 @@ def test_empty_raw_body_is_422(client):
 
 
 def test_unknown_content_type_is_415(client, face_jpeg):
-    assert_error(client.post("/v1/nose", data=face_jpeg, content_type="text/plain"), 415, "unsupported_media_type")
+    assert_error(
+        client.post("/v1/nose", data=face_jpeg, content_type="text/plain"), 415, "unsupported_media_type"
+    )
 
 
 def test_wrong_method_is_405_with_allow(client):
@@ -155,7 +161,9 @@ def test_unknown_path_is_404(client):
 
 def test_body_over_the_limit_is_413(pool, face_jpeg):
     client = make_test_app(pool, max_body_bytes=len(face_jpeg) - 1).test_client()
-    assert_error(client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg"), 413, "request_entity_too_large")
+    assert_error(
+        client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg"), 413, "request_entity_too_large"
+    )
     assert_error(post_form(client, face_jpeg), 413, "request_entity_too_large")
 
 

@@ -50,7 +50,9 @@ def test_predict_many_reports_each_file(live_server, image_folder):
 
 def test_predict_command_writes_csv_and_annotations(live_server, image_folder, tmp_path):
     output, drawn = tmp_path / "noses.csv", tmp_path / "drawn"
-    code = main(["predict", str(image_folder), "--url", live_server.url, "-o", str(output), "--annotate", str(drawn)])
+    code = main(
+        ["predict", str(image_folder), "--url", live_server.url, "-o", str(output), "--annotate", str(drawn)]
+    )
     assert code == 0
     rows = {row["file"].split("/")[-1]: row for row in csv.DictReader(output.open())}
     assert rows["face.jpg"]["detected"] == "True"

@@ -87,7 +87,9 @@ def test_log_file_has_a_line_per_request_with_id_and_latency(live_server):
 
 def test_big_body_is_413_over_http(live_server):
     response = requests.post(
-        live_server.url + "/v1/nose", data=b"\xff\xd8\xff" + bytes(21 * 1024 * 1024), headers={"Content-Type": "image/jpeg"}
+        live_server.url + "/v1/nose",
+        data=b"\xff\xd8\xff" + bytes(21 * 1024 * 1024),
+        headers={"Content-Type": "image/jpeg"},
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_entity_too_large"

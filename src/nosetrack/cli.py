@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,9 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, help="port (default 5000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 2)")
     serve.add_argument("--threads", type=int, help="threads and model instances per worker (default 4)")
-    serve.add_argument("--model", help="built-in model name, or a model file or spec (see `nosetrack models`)")
+    serve.add_argument(
+        "--model", help="built-in model name, or a model file or spec (see `nosetrack models`)"
+    )
     serve.add_argument("--log-file", help="rotating log file (default webserver.log; '' for none)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body (default 20 MiB)")
@@ -82,7 +86,7 @@ def run_serve(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k != "command"}
     try:
         settings = Settings.from_environment(**options)
-        # Load once here, so a bad model or spec stops the start with one sentence instead of failing each worker.
+        # Load once here: a bad model or spec stops the start with one sentence, not in every worker.
         load_model(settings.model)
     except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number
         print(f"nosetrack: {error}", file=sys.stderr)
@@ -118,6 +122,11 @@ def write_annotated(path: Path, result: dict, folder: Path) -> None:
         cv2.imwrite(str(folder / f"{path.stem}.annotated.jpg"), draw_prediction(image, result))
 
 
+def open_output(path: str | None) -> typing.ContextManager[typing.TextIO]:
+    """The file to write, or standard output (left open) when no path is given."""
+    return open(path, "w", newline="") if path else contextlib.nullcontext(sys.stdout)
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -131,9 +140,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if annotate_dir:
         annotate_dir.mkdir(parents=True, exist_ok=True)
     client = Client(args.url, api_key=args.api_key)
-    output = open(args.output, "w", newline="") if args.output else sys.stdout
     failures = 0
-    try:
+    with open_output(args.output) as output:
         writer = csv.DictWriter(output, CSV_COLUMNS) if args.format == "csv" else None
         if writer:
             writer.writeheader()
@@ -147,9 +155,6 @@ def run_predict(args: argparse.Namespace) -> int:
                 output.write(json.dumps(record) + "\n")
             if annotate_dir and outcome.result:
                 write_annotated(outcome.path, outcome.result, annotate_dir)
-    finally:
-        if output is not sys.stdout:
-            output.close()
     if failures:
         print(f"{failures} of {len(files)} images failed.", file=sys.stderr)
     return 1 if failures else 0
@@ -200,7 +205,9 @@ def run_models(args: argparse.Namespace) -> int:
         except ModelSpecError as error:
             print(f"nosetrack: {error}", file=sys.stderr)
             return 2
-        print(f"\n{info.name} {info.version} (loaded from {args.model})\n{json.dumps(info.as_dict(), indent=2)}")
+        print(
+            f"\n{info.name} {info.version} (loaded from {args.model})\n{json.dumps(info.as_dict(), indent=2)}"
+        )
     return 0
 
 

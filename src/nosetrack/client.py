@@ -41,7 +41,9 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            )
         else:
             found.append(path)
     return found
@@ -72,7 +74,9 @@ class Client:
             raise ServerError(response.status_code, "not_json", response.text[:200]) from None
         if response.status_code != 200:
             error = body.get("error", {}) if isinstance(body, dict) else {}
-            raise ServerError(response.status_code, error.get("code", "error"), error.get("message", str(body)))
+            raise ServerError(
+                response.status_code, error.get("code", "error"), error.get("message", str(body))
+            )
         return body
 
     def predict_bytes(self, data: bytes, route: str = "/v1/nose") -> dict[str, Any]:

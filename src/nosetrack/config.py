@@ -41,7 +41,7 @@ class Settings:
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
-        """Defaults, overridden by NOSETRACK_<FIELD> variables, overridden by `overrides` that are not None."""
+        """Defaults, then NOSETRACK_<FIELD> variables, then the `overrides` that are not None."""
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for field in fields(cls):

@@ -106,7 +106,7 @@ def _check(data: bytes, max_pixels: int) -> tuple[str, int, int]:
         raise ImageError(f"The image header gives an empty size ({width}x{height}).")
     if width * height > max_pixels:
         raise ImageTooLarge(
-            f"The image is {width}x{height} = {width * height} pixels; this server takes at most {max_pixels}."
+            f"The image is {width}x{height} = {width * height} pixels; the server takes at most {max_pixels}."
         )
     if not _is_complete(data, media_type):
         raise ImageError("The image is truncated: its end-of-file marker is missing.")

@@ -27,7 +27,9 @@ def open_engine(path: str | Path, kind: str | None = None, threads: int = 1) -> 
 
         return OpenCVEngine(path, threads)
     known = ", ".join(f"{suffix} ({engine})" for suffix, engine in ENGINE_BY_SUFFIX.items())
-    raise ValueError(f"No engine for {path.name!r}: name one of {ENGINE_KINDS}, or use a file ending in {known}.")
+    raise ValueError(
+        f"No engine for {path.name!r}: name one of {ENGINE_KINDS}, or use a file ending in {known}."
+    )
 
 
 __all__ = ["ENGINE_KINDS", "Engine", "TensorInfo", "open_engine"]

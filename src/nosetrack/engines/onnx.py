@@ -19,7 +19,7 @@ class OnnxEngine:
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         options = onnxruntime.SessionOptions()
-        # Parallelism comes from workers and threads of the server; one core per session avoids oversubscription.
+        # The server's workers and threads use the cores; one core per session avoids oversubscription.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(

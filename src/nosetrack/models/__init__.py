@@ -50,7 +50,9 @@ def load_model(name_or_path: str | None = None, threads: int = 1) -> Model:
     if Path(name).suffix:
         return load_spec_model(name, threads)
     choices = ", ".join(BUILTIN_MODELS)
-    raise ModelSpecError(f"Unknown model {name!r}: name a built-in model ({choices}) or a model file or spec.")
+    raise ModelSpecError(
+        f"Unknown model {name!r}: name a built-in model ({choices}) or a model file or spec."
+    )
 
 
 __all__ = [

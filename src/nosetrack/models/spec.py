@@ -23,11 +23,10 @@ A spec is a small TOML file beside the model; a bare TensorFlow `.pb` gets the s
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from ..engines import ENGINE_BY_SUFFIX, ENGINE_KINDS
 

@@ -39,7 +39,10 @@ class Metrics:
             registry=self._registry,
         )
         self.inference = Histogram(
-            "nosetrack_inference_seconds", "Time in the model.", buckets=LATENCY_BUCKETS, registry=self._registry
+            "nosetrack_inference_seconds",
+            "Time in the model.",
+            buckets=LATENCY_BUCKETS,
+            registry=self._registry,
         )
         self.errors = Counter(
             "nosetrack_errors",

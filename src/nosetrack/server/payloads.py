@@ -78,7 +78,9 @@ def _plain_file_part(body: bytes, boundary: str, name: str) -> bytes | None:
 def image_from_form(request: Request) -> bytes:
     """The seed's /image-bin body: a multipart form whose file field is `image`."""
     if request.mimetype != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "Send a multipart/form-data body with a file field `image`.")
+        raise ApiError(
+            415, "unsupported_media_type", "Send a multipart/form-data body with a file field `image`."
+        )
     # Cached, so that werkzeug's parser below reads the same bytes again when the fast path declines.
     body = request.get_data(cache=True)
     image = _plain_file_part(body, request.mimetype_params.get("boundary", ""), "image")
@@ -104,4 +106,6 @@ def image_from_any(request: Request) -> bytes:
     if request.mimetype == "multipart/form-data":
         return image_from_form(request)
     accepted = ", ".join((*SUPPORTED_TYPES, "application/json", "multipart/form-data"))
-    raise ApiError(415, "unsupported_media_type", f"Content-Type {request.mimetype!r} is not one of: {accepted}.")
+    raise ApiError(
+        415, "unsupported_media_type", f"Content-Type {request.mimetype!r} is not one of: {accepted}."
+    )
