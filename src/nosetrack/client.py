@@ -15,7 +15,6 @@ from .images import sniff_image_type
 
 # The types of the seed's client (imutils.paths.list_images) that the server decodes.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-ROUTES = ("/v1/nose", "/image-bin", "/image-64")
 
 
 class ServerError(RuntimeError):

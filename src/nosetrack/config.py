@@ -59,7 +59,7 @@ class Settings:
         return cls(**values)
 
     def as_environment(self) -> dict[str, str]:
-        """The settings as NOSETRACK_* variables, so gunicorn's workers rebuild the same Settings."""
+        """The settings as NOSETRACK_* variables: the inverse of `from_environment`, for a child process."""
         return {
             f"NOSETRACK_{name.upper()}": ",".join(value) if isinstance(value, tuple) else str(value)
             for name, value in dataclasses.asdict(self).items()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from flask import Flask, Response, g, jsonify
+from flask import Blueprint, Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from ..images import ImageError, ImageTooLarge, UnsupportedImageType
@@ -33,6 +34,10 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return response
 
 
+# Builds an error answer from (status, code, message, extra headers).
+ErrorResponder = Callable[[int, str, str, "dict[str, str] | None"], Response]
+
+
 def image_status(error: ImageError) -> int:
     if isinstance(error, ImageTooLarge):
         return 413
@@ -41,26 +46,29 @@ def image_status(error: ImageError) -> int:
     return 422
 
 
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
+def register_error_handlers(target: Flask | Blueprint, respond: ErrorResponder = error_response) -> None:
+    """Answer every failure raised under `target` with the same status and code, in the body `respond` makes:
+    nosetrack's own shape for the app, the Open Inference Protocol's for its /v2 blueprint."""
+
+    @target.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message, error.headers)
+        return respond(error.status, error.code, error.message, error.headers)
 
-    @app.errorhandler(ImageError)
+    @target.errorhandler(ImageError)
     def image_error(error: ImageError) -> Response:
-        return error_response(image_status(error), error.code, str(error))
+        return respond(image_status(error), error.code, str(error), None)
 
-    @app.errorhandler(Overloaded)
+    @target.errorhandler(Overloaded)
     def overloaded(error: Overloaded) -> Response:
-        return error_response(503, "overloaded", f"{error} Retry shortly.", {"Retry-After": "1"})
+        return respond(503, "overloaded", f"{error} Retry shortly.", {"Retry-After": "1"})
 
-    @app.errorhandler(HTTPException)
+    @target.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         code = (error.name or "error").lower().replace(" ", "_")
         headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else {}
-        return error_response(error.code or 500, code, error.description or str(error), headers)
+        return respond(error.code or 500, code, error.description or str(error), headers)
 
-    @app.errorhandler(Exception)
+    @target.errorhandler(Exception)
     def internal_error(error: Exception) -> Response:
         logger.exception("Unhandled error (request_id=%s)", g.get("request_id"))
-        return error_response(500, "internal_error", "The server failed; the log holds the details.")
+        return respond(500, "internal_error", "The server failed; the log holds the details.", None)

@@ -7,22 +7,16 @@ server. Tensors are read and written by oip_tensors.py.
 from __future__ import annotations
 
 import json
-import logging
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from .. import __version__
-from ..images import ImageError
-from ..logs import LOGGER_NAME
-from ..pool import Overloaded
 from .auth import public
-from .errors import ApiError, image_status
+from .errors import ApiError, register_error_handlers
 from .inference import predict_encoded, predict_image
 from .oip_tensors import INPUT_NAME, MAX_BATCH, OUTPUTS, encode_outputs, parse_infer_request
 from .state import ServerState, server_state
 
-logger = logging.getLogger(LOGGER_NAME)
 oip = Blueprint("oip", __name__, url_prefix="/v2")
 HEADER_LENGTH = "Inference-Header-Content-Length"
 PLATFORM = "nosetrack"
@@ -36,32 +30,7 @@ def oip_error(status: int, code: str, message: str, headers: dict[str, str] | No
     return response
 
 
-@oip.errorhandler(ApiError)
-def api_error(error: ApiError) -> Response:
-    return oip_error(error.status, error.code, error.message, error.headers)
-
-
-@oip.errorhandler(ImageError)
-def image_error(error: ImageError) -> Response:
-    return oip_error(image_status(error), error.code, str(error))
-
-
-@oip.errorhandler(Overloaded)
-def overloaded(error: Overloaded) -> Response:
-    return oip_error(503, "overloaded", f"{error} Retry shortly.", {"Retry-After": "1"})
-
-
-@oip.errorhandler(HTTPException)
-def http_error(error: HTTPException) -> Response:
-    return oip_error(
-        error.code or 500, (error.name or "error").lower().replace(" ", "_"), error.description or ""
-    )
-
-
-@oip.errorhandler(Exception)
-def internal_error(error: Exception) -> Response:
-    logger.exception("Unhandled error (request_id=%s)", g.get("request_id"))
-    return oip_error(500, "internal_error", "The server failed; the log holds the details.")
+register_error_handlers(oip, oip_error)
 
 
 def served_model(name: str, version: str | None = None) -> ServerState:
