@@ -25,6 +25,9 @@ from procstats import sample_tree
 from servers import SYSTEMS, RunningServer, System
 
 WARM_UP_SECONDS = 2.0
+# wrk stops with up to `clients` requests still in the server; they finish during this pause, so one run's
+# leftovers neither add to the next run's latency nor push it over a worker's admission limit.
+SETTLE_SECONDS = 1.0
 PINNED_ROUTE, PINNED_SIZE, PINNED_CLIENTS = "/image-bin", "640x480", 32
 
 
@@ -78,6 +81,7 @@ def measure_system(
             if (route, size) not in warmed:
                 run_wrk(url, 8, WARM_UP_SECONDS, content_type, paths)
                 warmed.add((route, size))
+            time.sleep(SETTLE_SECONDS)
             before = {s.pid: s.cpu_seconds for s in sample_tree(server.process.pid)}
             result = run_wrk(url, clients, seconds, content_type, paths)
             after = sample_tree(server.process.pid)

@@ -175,10 +175,10 @@ def test_image_over_the_pixel_limit_is_413(pool, face_jpeg):
 def test_our_own_bug_is_a_logged_500(client, monkeypatch, caplog, face_jpeg):
     from nosetrack.server import inference
 
-    def broken(data, max_pixels, min_side):
+    def broken(self, min_side):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(inference, "decode_image_reduced", broken)
+    monkeypatch.setattr(inference.CheckedImage, "decode", broken)
     import logging
 
     logging.getLogger("nosetrack").propagate = True

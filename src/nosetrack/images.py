@@ -94,23 +94,49 @@ class ReducedImage:
     height: int
 
 
-def _check(data: bytes, max_pixels: int) -> tuple[str, int, int]:
-    """The media type and header size of bytes that are safe to decode; ImageError otherwise."""
-    if not data:
-        raise ImageError("The image is empty.")
-    media_type = sniff_image_type(data)
-    if media_type is None:
-        raise UnsupportedImageType("The bytes are not a JPEG, PNG or BMP image.")
-    width, height = read_image_size(data, media_type)
-    if width == 0 or height == 0:
-        raise ImageError(f"The image header gives an empty size ({width}x{height}).")
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"The image is {width}x{height} = {width * height} pixels; the server takes at most {max_pixels}."
-        )
-    if not _is_complete(data, media_type):
-        raise ImageError("The image is truncated: its end-of-file marker is missing.")
-    return media_type, width, height
+@dataclass(frozen=True)
+class CheckedImage:
+    """Encoded bytes found safe to decode: a known format, a size within the limit, nothing cut off.
+
+    Checking is cheap and decoding is not, so a server checks at once (a bad upload is refused before it
+    waits) and decodes only when a model is free (a waiting request holds its small encoded bytes).
+    """
+
+    data: bytes
+    media_type: str
+    width: int
+    height: int
+
+    @classmethod
+    def check(cls, data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> CheckedImage:
+        """The checked image; ImageError (or a subclass) says what is wrong otherwise."""
+        if not data:
+            raise ImageError("The image is empty.")
+        media_type = sniff_image_type(data)
+        if media_type is None:
+            raise UnsupportedImageType("The bytes are not a JPEG, PNG or BMP image.")
+        width, height = read_image_size(data, media_type)
+        if width == 0 or height == 0:
+            raise ImageError(f"The image header gives an empty size ({width}x{height}).")
+        if width * height > max_pixels:
+            raise ImageTooLarge(
+                f"The image is {width}x{height} = {width * height} pixels; "
+                f"the server takes at most {max_pixels}."
+            )
+        if not _is_complete(data, media_type):
+            raise ImageError("The image is truncated: its end-of-file marker is missing.")
+        return cls(data, media_type, width, height)
+
+    def decode(self, min_side: int = 0) -> ReducedImage:
+        """BGR pixels, upright by the EXIF orientation. A large JPEG comes out at 1/2, 1/4 or 1/8 size, the
+        smallest whose long side is still at least `min_side` pixels (0: full size); PNG and BMP always come
+        out at full size."""
+        factor = _reduction(self.width, self.height, min_side) if self.media_type == JPEG else 1
+        pixels = _decode(self.data, _REDUCED_JPEG_FLAGS.get(factor, cv2.IMREAD_COLOR))
+        width, height = self.width, self.height
+        if (pixels.shape[1] > pixels.shape[0]) != (width > height):  # EXIF turned the picture a quarter
+            width, height = height, width
+        return ReducedImage(pixels, factor, width, height)
 
 
 def _decode(data: bytes, flags: int) -> np.ndarray:
@@ -118,12 +144,6 @@ def _decode(data: bytes, flags: int) -> np.ndarray:
     if image is None:
         raise ImageError("The image could not be decoded: its data is damaged.")
     return image
-
-
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode JPEG, PNG or BMP bytes to a BGR uint8 array, upright by its EXIF orientation."""
-    _check(data, max_pixels)
-    return _decode(data, cv2.IMREAD_COLOR)
 
 
 def _reduction(width: int, height: int, min_side: int) -> int:
@@ -134,14 +154,13 @@ def _reduction(width: int, height: int, min_side: int) -> int:
     return factor
 
 
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode JPEG, PNG or BMP bytes to a BGR uint8 array, upright by its EXIF orientation."""
+    return CheckedImage.check(data, max_pixels).decode().pixels
+
+
 def decode_image_reduced(
     data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, min_side: int = 0
 ) -> ReducedImage:
-    """Like `decode_image`, but a large JPEG comes out at 1/2, 1/4 or 1/8 size, the smallest whose long side
-    is still at least `min_side` pixels (0: full size). PNG and BMP are always decoded at full size."""
-    media_type, width, height = _check(data, max_pixels)
-    factor = _reduction(width, height, min_side) if media_type == JPEG else 1
-    pixels = _decode(data, _REDUCED_JPEG_FLAGS.get(factor, cv2.IMREAD_COLOR))
-    if (pixels.shape[1] > pixels.shape[0]) != (width > height):  # EXIF turned the picture a quarter
-        width, height = height, width
-    return ReducedImage(pixels, factor, width, height)
+    """`decode_image`, where a large JPEG may come out smaller: see `CheckedImage.decode`."""
+    return CheckedImage.check(data, max_pixels).decode(min_side)
