@@ -73,6 +73,12 @@ def test_base64_as_data_url_is_accepted(client, face_jpeg):
     assert client.post("/image-64", json={"image": url}).status_code == 200
 
 
+def test_base64_wrapped_in_lines_reads_as_the_plain_one(client, face_jpeg):
+    plain = client.post("/image-64", json={"image": base64.b64encode(face_jpeg).decode()}).get_json()
+    wrapped = client.post("/image-64", json={"image": base64.encodebytes(face_jpeg).decode()}).get_json()
+    assert (wrapped["x"], wrapped["y"]) == (plain["x"], plain["y"])
+
+
 def test_no_face_is_not_an_error(client, no_face_jpeg):
     response = post_form(client, no_face_jpeg)
     assert response.status_code == 200
