@@ -26,6 +26,8 @@ from pathlib import Path
 
 import requests
 
+from nosetrack.config import Settings
+
 SAMPLE_SECONDS = 5.0
 DEFAULT_IMAGE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
 
@@ -213,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--warm-up", type=float, default=60.0, help="seconds before the RSS baseline")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=Settings.workers)
+    parser.add_argument("--threads", type=int, default=Settings.threads)
     parser.add_argument(
         "--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG, or a folder to take one from"
     )

@@ -70,6 +70,40 @@ def test_a_full_worker_refuses_the_excess_with_503_before_serving_the_rest(slow_
     assert all(headers["Retry-After"] == "1" for _, headers in refused)
 
 
+def test_a_bad_upload_is_refused_at_once_while_every_model_is_busy(slow_pool, face_jpeg):
+    app = slow_app(slow_pool)
+    busy = threading.Thread(
+        target=lambda: app.test_client().post("/v1/nose", data=face_jpeg, content_type="image/jpeg")
+    )
+    busy.start()
+    time.sleep(SLOW_SECONDS / 4)  # the model is now taken
+    started = time.monotonic()
+    response = app.test_client().post("/v1/nose", data=face_jpeg[:-100], content_type="image/jpeg")
+    waited = time.monotonic() - started
+    busy.join(timeout=10)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "invalid_image"
+    assert waited < SLOW_SECONDS / 2
+
+
+def test_a_waiting_request_is_decoded_only_when_its_model_is_free(slow_pool, face_jpeg):
+    app = slow_app(slow_pool)
+    posts = [
+        threading.Thread(
+            target=lambda: app.test_client().post("/v1/nose", data=face_jpeg, content_type="image/jpeg")
+        )
+        for _ in range(2)
+    ]
+    for post in posts:
+        post.start()
+    time.sleep(SLOW_SECONDS / 2)  # one runs, the other waits for the model
+    decoded_meanwhile = app.test_client().get("/metrics").data
+    for post in posts:
+        post.join(timeout=10)
+    assert b"nosetrack_images_decoded_total 1.0" in decoded_meanwhile
+    assert b"nosetrack_images_decoded_total 2.0" in app.test_client().get("/metrics").data
+
+
 def test_a_request_waits_at_most_the_queue_timeout_for_a_model(slow_pool, face_jpeg):
     app = slow_app(slow_pool, max_queue=4, queue_timeout=0.05)
     results = post_together(app, face_jpeg, count=3)
