@@ -85,6 +85,19 @@ def test_log_file_has_a_line_per_request_with_id_and_latency(live_server):
     assert " ms request_id=find-me-123" in lines[0]
 
 
+def test_a_log_file_moved_away_by_logrotate_is_started_anew_by_every_worker(live_server):
+    requests.get(live_server.url + "/healthz", headers={"X-Request-ID": "before-the-move"})
+    time.sleep(0.2)
+    moved = live_server.log_file.with_name("webserver.log.1")
+    live_server.log_file.rename(moved)
+    for number in range(10):  # enough to reach both workers
+        requests.get(live_server.url + "/healthz", headers={"X-Request-ID": f"after-the-move-{number}"})
+    time.sleep(0.2)
+    fresh = live_server.log_file.read_text()
+    assert all(f"request_id=after-the-move-{number}\n" in fresh for number in range(10))
+    assert "before-the-move" in moved.read_text() and "after-the-move" not in moved.read_text()
+
+
 def test_big_body_is_413_over_http(live_server):
     response = requests.post(
         live_server.url + "/v1/nose",

@@ -26,7 +26,9 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--model", help="built-in model name, or a model file or spec (see `nosetrack models`)"
     )
-    serve.add_argument("--log-file", help="rotating log file (default webserver.log; '' for none)")
+    serve.add_argument(
+        "--log-file", help="log file (default webserver.log; '' for none); rotate it with logrotate"
+    )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body (default 20 MiB)")
     serve.add_argument("--max-image-pixels", type=int, help="largest image, width x height (default 40 M)")
