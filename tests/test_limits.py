@@ -60,6 +60,15 @@ def post_together(app, body: bytes, count: int) -> list[tuple[int, float, dict]]
     return results
 
 
+def post_in_background(app, body: bytes) -> threading.Thread:
+    """One request posted from a started thread, for a test that looks at the app meanwhile."""
+    thread = threading.Thread(
+        target=lambda: app.test_client().post("/v1/nose", data=body, content_type="image/jpeg")
+    )
+    thread.start()
+    return thread
+
+
 def test_a_full_worker_refuses_the_excess_with_503_before_serving_the_rest(slow_pool, face_jpeg):
     results = post_together(slow_app(slow_pool, max_queue=1), face_jpeg, count=5)
     served = [finished for status, finished, _ in results if status == 200]
@@ -72,10 +81,7 @@ def test_a_full_worker_refuses_the_excess_with_503_before_serving_the_rest(slow_
 
 def test_a_bad_upload_is_refused_at_once_while_every_model_is_busy(slow_pool, face_jpeg):
     app = slow_app(slow_pool)
-    busy = threading.Thread(
-        target=lambda: app.test_client().post("/v1/nose", data=face_jpeg, content_type="image/jpeg")
-    )
-    busy.start()
+    busy = post_in_background(app, face_jpeg)
     time.sleep(SLOW_SECONDS / 4)  # the model is now taken
     started = time.monotonic()
     response = app.test_client().post("/v1/nose", data=face_jpeg[:-100], content_type="image/jpeg")
@@ -88,14 +94,7 @@ def test_a_bad_upload_is_refused_at_once_while_every_model_is_busy(slow_pool, fa
 
 def test_a_waiting_request_is_decoded_only_when_its_model_is_free(slow_pool, face_jpeg):
     app = slow_app(slow_pool)
-    posts = [
-        threading.Thread(
-            target=lambda: app.test_client().post("/v1/nose", data=face_jpeg, content_type="image/jpeg")
-        )
-        for _ in range(2)
-    ]
-    for post in posts:
-        post.start()
+    posts = [post_in_background(app, face_jpeg) for _ in range(2)]
     time.sleep(SLOW_SECONDS / 2)  # one runs, the other waits for the model
     decoded_meanwhile = app.test_client().get("/metrics").data
     for post in posts:
@@ -164,10 +163,7 @@ def test_a_stalled_body_gets_408_and_frees_the_thread(one_model_server, face_jpe
 
 def test_the_in_flight_gauge_counts_a_running_prediction(slow_pool, face_jpeg):
     app = slow_app(slow_pool)
-    worker = threading.Thread(
-        target=lambda: app.test_client().post("/v1/nose", data=face_jpeg, content_type="image/jpeg")
-    )
-    worker.start()
+    worker = post_in_background(app, face_jpeg)
     deadline = time.monotonic() + 10
     seen = b""
     while worker.is_alive() and time.monotonic() < deadline and b"in_flight 1.0" not in seen:
