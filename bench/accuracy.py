@@ -15,7 +15,7 @@ import cv2
 
 from nosetrack import load_model
 from nosetrack.evaluation import evaluate
-from nosetrack.images import decode_image_reduced
+from nosetrack.predictor import predict_bytes
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -32,8 +32,7 @@ def main() -> None:
     for side in (int(s) for s in args.sides.split(",")):
 
         def predict_file(path: Path, side: int = side):
-            image = decode_image_reduced(path.read_bytes(), min_side=side)
-            return model.predict(image.pixels).at_full_size(image.factor, image.width, image.height)
+            return predict_bytes(model, path.read_bytes(), decode_min_side=side)
 
         summary = evaluate(args.data, predict_file).summary()
         extra = [

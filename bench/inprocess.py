@@ -1,6 +1,6 @@
 """The in-process limit: the server's pipeline without HTTP, one process per core.
 
-JPEG bytes -> decode_image_reduced -> model.predict -> at_full_size -> as_dict, exactly as a request runs it,
+JPEG bytes -> nosetrack.predictor.predict_bytes -> prediction_answer, exactly as a request runs it,
 with the same settings (NOSETRACK_* variables apply here too).
 """
 
@@ -32,14 +32,14 @@ def _worker(bodies: list[bytes], seconds: float, start, results) -> None:
     import cv2
 
     from nosetrack import load_model
+    from nosetrack.answer import prediction_answer
     from nosetrack.config import Settings
-    from nosetrack.images import decode_image_reduced
+    from nosetrack.predictor import predict_bytes
 
     min_side = Settings.from_environment().decode_min_side
 
     def pipeline(data: bytes) -> dict:
-        image = decode_image_reduced(data, min_side=min_side)
-        return model.predict(image.pixels).at_full_size(image.factor, image.width, image.height).as_dict()
+        return prediction_answer(predict_bytes(model, data, decode_min_side=min_side))
 
     cv2.setNumThreads(1)  # one process per core: OpenCV's own thread pool would only fight the others
     model = load_model()

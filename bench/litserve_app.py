@@ -14,6 +14,7 @@ import base64
 import litserve as ls
 
 from nosetrack import load_model
+from nosetrack.answer import prediction_answer
 from nosetrack.images import decode_image
 
 
@@ -32,7 +33,7 @@ class NoseAPI(ls.LitAPI):
         return self.model.predict(image)
 
     def encode_response(self, prediction):
-        return prediction.as_dict()
+        return prediction_answer(prediction)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from flask import Flask, request
 
 from nosetrack import load_model
+from nosetrack.answer import prediction_answer
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--port", type=int, default=5000)
@@ -64,7 +65,7 @@ def time_it(func):
 
 def answer(image):
     with lock:
-        pred = model.predict(image).as_dict()
+        pred = prediction_answer(model.predict(image))
     logger.info(f"pred: {pred['x']}, {pred['y']}")
     body = json.dumps({"x": pred["x"], "y": pred["y"]}, indent=4, sort_keys=True, default=str)
     return body, 200, {"Content-Type": "application/json"}

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import make_test_app
 
+from nosetrack.models import Face, Prediction
 from nosetrack.server import timeline as timeline_module
 from nosetrack.server.recent import THUMBNAIL_SIDE, RecentFrames
 from nosetrack.server.timeline import Timeline
@@ -101,10 +102,10 @@ def test_recent_frames_keep_the_last_n_with_the_faces_drawn(pool, face_jpeg, no_
 
 def test_recent_frames_are_shared_with_forked_processes(astronaut_bgr):
     recent = RecentFrames(4)
-    answer = {"faces": [{"nose": {"x": 100.0, "y": 120.0}, "box": None}]}
+    prediction = Prediction(200, 200, [Face(100.0, 120.0)])
     pid = os.fork()
     if pid == 0:  # the child, as a gunicorn worker would; a small image, so no resize runs after the fork
-        recent.add(astronaut_bgr[:200, 100:300], answer, {"route": "/v1/nose", "faces": 1})
+        recent.add(astronaut_bgr[:200, 100:300], prediction, {"route": "/v1/nose", "faces": 1})
         os._exit(0)
     os.waitpid(pid, 0)
     frames = recent.frames()

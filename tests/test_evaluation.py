@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from nosetrack.answer import prediction_answer, prediction_from_answer
 from nosetrack.cli import main
 from nosetrack.evaluation import (
     FaceOutcome,
@@ -51,7 +52,7 @@ def test_worst_lists_missed_faces_first_then_the_largest_errors(tmp_path):
 
 def test_a_prediction_survives_the_trip_through_json():
     prediction = Prediction(640, 480, [face_at(320.5, 200.25), face_at(100.0, 90.0)])
-    assert Prediction.from_dict(json.loads(json.dumps(prediction.as_dict()))) == prediction
+    assert prediction_from_answer(json.loads(json.dumps(prediction_answer(prediction)))) == prediction
 
 
 @pytest.fixture(scope="module")

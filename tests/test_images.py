@@ -4,12 +4,16 @@ import pytest
 from conftest import encode
 
 from nosetrack.images import (
+    CheckedImage,
     ImageError,
     ImageTooLarge,
     UnsupportedImageType,
     decode_image,
-    decode_image_reduced,
 )
+
+
+def decode_reduced(data: bytes, min_side: int, max_pixels: int = 40_000_000):
+    return CheckedImage.check(data, max_pixels).decode(min_side)
 
 
 def test_decodes_jpeg_to_bgr_array(face_jpeg, astronaut_bgr):
@@ -96,33 +100,33 @@ def large_jpeg(astronaut_bgr) -> bytes:
 
 @pytest.mark.parametrize(("min_side", "factor"), [(0, 1), (1000, 2), (640, 2), (480, 4), (100, 8)])
 def test_large_jpeg_is_decoded_as_small_as_min_side_allows(large_jpeg, min_side, factor):
-    reduced = decode_image_reduced(large_jpeg, min_side=min_side)
+    reduced = decode_reduced(large_jpeg, min_side=min_side)
     assert reduced.factor == factor
     assert reduced.pixels.shape == (-(-1500 // factor), -(-2000 // factor), 3)  # libjpeg rounds up
     assert (reduced.width, reduced.height) == (2000, 1500)
 
 
 def test_reduced_decode_looks_like_a_resized_full_decode(large_jpeg):
-    reduced = decode_image_reduced(large_jpeg, min_side=500).pixels
+    reduced = decode_reduced(large_jpeg, min_side=500).pixels
     resized = cv2.resize(decode_image(large_jpeg), reduced.shape[1::-1], interpolation=cv2.INTER_AREA)
     assert np.abs(reduced.astype(int) - resized).mean() < 3.0
 
 
 def test_png_and_small_jpeg_are_decoded_at_full_size(astronaut_bgr, face_jpeg):
     big_png = encode(cv2.resize(astronaut_bgr, (2000, 1500)), ".png")
-    assert decode_image_reduced(big_png, min_side=100).factor == 1
-    assert decode_image_reduced(face_jpeg, min_side=640).factor == 1
+    assert decode_reduced(big_png, min_side=100).factor == 1
+    assert decode_reduced(face_jpeg, min_side=640).factor == 1
 
 
 def test_reduced_decode_keeps_the_checks(large_jpeg):
     with pytest.raises(ImageTooLarge):
-        decode_image_reduced(large_jpeg, max_pixels=1000, min_side=640)
+        decode_reduced(large_jpeg, max_pixels=1000, min_side=640)
     with pytest.raises(ImageError, match="truncated"):
-        decode_image_reduced(large_jpeg[:-1000], min_side=640)
+        decode_reduced(large_jpeg[:-1000], min_side=640)
 
 
 def test_reduced_decode_reports_the_upright_full_size(astronaut_bgr):
     wide = encode(cv2.resize(astronaut_bgr, (2000, 1500)))
-    reduced = decode_image_reduced(with_exif_turn(wide), min_side=640)
+    reduced = decode_reduced(with_exif_turn(wide), min_side=640)
     assert reduced.pixels.shape[:2] == (1000, 750)
     assert (reduced.width, reduced.height) == (1500, 2000)

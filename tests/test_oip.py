@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from conftest import LiveServer
+from conftest import LiveServer, make_test_app
 from tritonclient.utils import InferenceServerException
 
 MODEL = "nosetrack-facemesh"
@@ -111,6 +111,17 @@ def test_binary_output_follows_the_json_header(client, face_jpeg, expected_nose)
         {"name": "NOSE", "datatype": "FP32", "shape": [1, 2], "parameters": {"binary_data_size": 8}}
     ]
     np.testing.assert_allclose(np.frombuffer(response.data[length:], "<f4"), expected_nose, atol=0.02)
+
+
+def test_oip_predictions_reach_the_recent_frames(pool, face_jpeg, no_face_jpeg):
+    client = make_test_app(pool, show_recent=4).test_client()
+    tensor, data = bytes_input(face_jpeg, no_face_jpeg)
+    assert infer(client, {"inputs": [tensor]}, data).status_code == 200
+    frames = client.get("/api/recent").get_json()["frames"]
+    assert [(frame["route"], frame["faces"]) for frame in frames] == [
+        ("/v2/models/<name>/infer", 0),
+        ("/v2/models/<name>/infer", 1),
+    ]
 
 
 def test_bgr_pixels_give_the_same_nose_as_rgb(client, astronaut_bgr, expected_nose):

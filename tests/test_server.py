@@ -9,7 +9,8 @@ import numpy as np
 import requests
 from conftest import encode
 
-from nosetrack.images import decode_image
+from nosetrack.answer import prediction_answer
+from nosetrack.predictor import predict_bytes
 
 
 def varied_images(astronaut_bgr) -> list[bytes]:
@@ -35,7 +36,7 @@ def test_seed_client_gets_x_and_y(live_server, face_jpeg):
 
 def test_concurrent_requests_never_mix_answers(live_server, astronaut_bgr, model):
     images = varied_images(astronaut_bgr)
-    expected = [model.predict(decode_image(data)).as_dict() for data in images]
+    expected = [prediction_answer(predict_bytes(model, data)) for data in images]
     jobs = [i % len(images) for i in range(6 * len(images))]
 
     def call(index: int):

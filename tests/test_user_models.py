@@ -13,6 +13,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 from conftest import encode, make_test_app
 
+from nosetrack.answer import prediction_answer
 from nosetrack.cli import main
 from nosetrack.models import ModelSpecError, load_model
 from nosetrack.pool import ModelPool
@@ -41,7 +42,7 @@ def seed_forward(image: np.ndarray) -> np.ndarray:
 def test_bare_pb_gets_the_seeds_preprocessing(wide_face):
     prediction = load_model(str(SEED_PB)).predict(wide_face)
     x, y = seed_forward(wide_face)
-    answer = prediction.as_dict()
+    answer = prediction_answer(prediction)
     assert answer["x"] == pytest.approx(x, abs=1e-5)
     assert answer["y"] == pytest.approx(y, abs=1e-5)
 
@@ -95,7 +96,7 @@ def test_tflite_nhwc_rgb_in_minus_one_to_one(wide_face):
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
     interpreter.invoke()
     x, y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
-    answer = load_model(str(MODELS / "nose_nhwc.toml")).predict(wide_face).as_dict()
+    answer = prediction_answer(load_model(str(MODELS / "nose_nhwc.toml")).predict(wide_face))
     assert answer["x"] == pytest.approx(x, abs=1e-5)
     assert answer["y"] == pytest.approx(y, abs=1e-5)
 
@@ -125,7 +126,7 @@ def test_score_under_the_minimum_means_no_face(tmp_path, wide_face):
     spec = write_spec(tmp_path, KEYPOINTS_SPEC + "min_score = 1.0\n")
     prediction = load_model(spec).predict(wide_face)
     assert prediction.detected is False
-    assert prediction.as_dict()["x"] is None
+    assert prediction_answer(prediction)["x"] is None
 
 
 @pytest.mark.parametrize(

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
+
+from .models.base import Prediction
 
 BOX_COLOUR = (80, 200, 80)
 NOSE_COLOUR = (40, 40, 230)
 
 
-def draw_prediction(image: np.ndarray, answer: dict[str, Any], thickness: int | None = None) -> np.ndarray:
-    """A copy of `image` with the faces of a prediction's JSON drawn: green boxes, red noses.
+def draw_prediction(
+    image: np.ndarray, prediction: Prediction, thickness: int | None = None, scale: float = 1.0
+) -> np.ndarray:
+    """A copy of `image` with the prediction's faces drawn: green boxes, red noses.
 
+    `scale` maps the prediction's pixels to `image`'s (a thumbnail is drawn on with `scale` < 1).
     `thickness` is the boxes' line width in pixels (noses are three times it); by default it grows with the
     image, so the drawing stays visible on a large photo.
     """
     canvas = image.copy()
     thickness = thickness or max(1, round(max(image.shape[:2]) / 400))
-    for face in answer.get("faces", []):
-        box = face.get("box")
-        if box:
-            top_left = (round(box["x"]), round(box["y"]))
-            bottom_right = (round(box["x"] + box["width"]), round(box["y"] + box["height"]))
+    for face in prediction.faces:
+        if face.box:
+            box = face.box
+            top_left = (round(box.x * scale), round(box.y * scale))
+            bottom_right = (round((box.x + box.width) * scale), round((box.y + box.height) * scale))
             cv2.rectangle(canvas, top_left, bottom_right, BOX_COLOUR, thickness, cv2.LINE_AA)
-        nose = face["nose"]
-        cv2.circle(canvas, (round(nose["x"]), round(nose["y"])), 3 * thickness, NOSE_COLOUR, -1, cv2.LINE_AA)
+        nose = (round(face.nose_x * scale), round(face.nose_y * scale))
+        cv2.circle(canvas, nose, 3 * thickness, NOSE_COLOUR, -1, cv2.LINE_AA)
     return canvas

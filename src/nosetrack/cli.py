@@ -118,10 +118,12 @@ def write_annotated(path: Path, result: dict, folder: Path) -> None:
     import cv2
 
     from .annotate import draw_prediction
+    from .answer import prediction_from_answer
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is not None:
-        cv2.imwrite(str(folder / f"{path.stem}.annotated.jpg"), draw_prediction(image, result))
+        drawn = draw_prediction(image, prediction_from_answer(result))
+        cv2.imwrite(str(folder / f"{path.stem}.annotated.jpg"), drawn)
 
 
 def open_output(path: str | None) -> typing.ContextManager[typing.TextIO]:

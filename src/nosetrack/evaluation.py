@@ -15,8 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .images import decode_image
+from .answer import prediction_from_answer
 from .models.base import Model, Prediction
+from .predictor import predict_bytes
 
 MIN_INTEROCULAR_PIXELS = 10.0
 # A labelled face counts as found when a predicted nose lies within half an inter-ocular distance.
@@ -200,7 +201,7 @@ def model_predictor(model: Model) -> PredictFile:
     """Predict in process, decoding each file as the server decodes an upload."""
 
     def predict_file(path: Path) -> Prediction:
-        return model.predict(decode_image(path.read_bytes(), max_pixels=UNLIMITED_PIXELS))
+        return predict_bytes(model, path.read_bytes(), max_pixels=UNLIMITED_PIXELS)
 
     return predict_file
 
@@ -210,4 +211,4 @@ def server_predictor(url: str) -> PredictFile:
     from .client import Client
 
     client = Client(url)
-    return lambda path: Prediction.from_dict(client.predict(path))
+    return lambda path: prediction_from_answer(client.predict(path))

@@ -157,10 +157,3 @@ def _reduction(width: int, height: int, min_side: int) -> int:
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode JPEG, PNG or BMP bytes to a BGR uint8 array, upright by its EXIF orientation."""
     return CheckedImage.check(data, max_pixels).decode().pixels
-
-
-def decode_image_reduced(
-    data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, min_side: int = 0
-) -> ReducedImage:
-    """`decode_image`, where a large JPEG may come out smaller: see `CheckedImage.decode`."""
-    return CheckedImage.check(data, max_pixels).decode(min_side)

@@ -72,40 +72,6 @@ class Prediction:
         ]
         return Prediction(width, height, faces)
 
-    def _face_dict(self, face: Face) -> dict[str, Any]:
-        return {
-            "x": face.nose_x / self.width,
-            "y": face.nose_y / self.height,
-            "nose": {"x": face.nose_x, "y": face.nose_y},
-            "score": face.score,
-            "box": face.box.as_dict() if face.box else None,
-        }
-
-    @classmethod
-    def from_dict(cls, answer: dict[str, Any]) -> Prediction:
-        """The prediction back from an answer's body, as a client receives it."""
-        faces = [
-            Face(
-                face["nose"]["x"],
-                face["nose"]["y"],
-                face.get("score"),
-                Box(**face["box"]) if face.get("box") else None,
-            )
-            for face in answer["faces"]
-        ]
-        return cls(answer["image"]["width"], answer["image"]["height"], faces)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The answer's body: the seed's `x` and `y` (normalized, of the main face) at the top level."""
-        faces = [self._face_dict(face) for face in self.faces]
-        main = faces[0] if faces else {"x": None, "y": None, "nose": None, "score": None, "box": None}
-        return {
-            **main,
-            "detected": self.detected,
-            "faces": faces,
-            "image": {"width": self.width, "height": self.height},
-        }
-
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -1,4 +1,5 @@
-"""One prediction, the way every route runs it: admitted, leased a model, decoded, and measured."""
+"""One prediction as the server runs it: checked at once, admitted, leased a model, then predicted and
+measured. The pipeline itself is `nosetrack.predictor`'s; this module adds only what a shared worker needs."""
 
 from __future__ import annotations
 
@@ -9,30 +10,32 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..images import CheckedImage
-from ..models import Model, Prediction
+from ..models import Model
+from ..predictor import Predicted, predict_checked, predict_pixels
 from .state import ServerState
 
 
-def predict_image(state: ServerState, image: np.ndarray) -> Prediction:
-    """Run the model on a decoded BGR image; `Overloaded` when the worker is full or no model comes free."""
-    with _leased_model(state) as model:
-        return _timed_predict(state, model, image)
-
-
-def predict_encoded(state: ServerState, data: bytes) -> tuple[np.ndarray, Prediction]:
-    """Decode an encoded image (JPEG, PNG, BMP) and run the model on it; the decoded image comes back too
-    (the dashboard shows recent ones). A large JPEG is decoded at reduced size (`decode_min_side`); the
-    prediction is in its full-size pixels.
+def predict_encoded(state: ServerState, data: bytes) -> Predicted:
+    """The prediction for an encoded image (JPEG, PNG, BMP); `Overloaded` when the worker is full or no model
+    comes free.
 
     The bytes are checked at once, so a bad upload is refused without waiting; they are decoded only once a
     model is free, so the requests that wait hold their encoded bytes, not pixels ten times their size.
     """
     checked = CheckedImage.check(data, state.settings.max_image_pixels)
     with _leased_model(state) as model:
-        image = checked.decode(state.settings.decode_min_side)
-        state.metrics.images_decoded.inc()
-        prediction = _timed_predict(state, model, image.pixels)
-    return image.pixels, prediction.at_full_size(image.factor, image.width, image.height)
+        predicted = predict_checked(model, checked, state.settings.decode_min_side)
+    state.metrics.images_decoded.inc()
+    state.metrics.inference.observe(predicted.model_seconds)
+    return predicted
+
+
+def predict_decoded(state: ServerState, pixels: np.ndarray) -> Predicted:
+    """The prediction for pixels the client sent decoded (/v2's UINT8 tensors)."""
+    with _leased_model(state) as model:
+        predicted = predict_pixels(model, pixels)
+    state.metrics.inference.observe(predicted.model_seconds)
+    return predicted
 
 
 @contextmanager
@@ -43,10 +46,3 @@ def _leased_model(state: ServerState) -> Iterator[Model]:
         with state.pool.lease(state.settings.queue_timeout) as model:
             state.metrics.queue_wait.observe(time.perf_counter() - waiting)
             yield model
-
-
-def _timed_predict(state: ServerState, model: Model, image: np.ndarray) -> Prediction:
-    started = time.perf_counter()
-    prediction = model.predict(image)
-    state.metrics.inference.observe(time.perf_counter() - started)
-    return prediction

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from .. import __version__
 from .auth import public
 from .errors import ApiError, register_error_handlers
-from .inference import predict_encoded, predict_image
+from .inference import predict_decoded, predict_encoded
 from .oip_tensors import INPUT_NAME, MAX_BATCH, OUTPUTS, encode_outputs, parse_infer_request
 from .state import ServerState, server_state
 
@@ -102,10 +102,16 @@ def infer(name: str, version: str | None = None) -> Response:
         raise ApiError(415, "unsupported_encoding", "Send the body uncompressed (no Content-Encoding).")
     body = request.get_data(cache=False)
     asked = parse_infer_request(body, request.headers.get(HEADER_LENGTH), state.settings.max_image_pixels)
-    predictions = [
-        predict_encoded(state, image)[1] if isinstance(image, bytes) else predict_image(state, image)
-        for image in asked.images
-    ]
+    predictions = []
+    for image in asked.images:
+        if isinstance(image, bytes):
+            predicted = predict_encoded(state, image)
+        else:
+            predicted = predict_decoded(state, image)
+        predictions.append(predicted.prediction)
+        if state.recent.enabled:
+            details = {"route": request.url_rule.rule, "faces": len(predicted.prediction.faces)}
+            state.recent.add(predicted.image.pixels, predicted.prediction, details)
     outputs, binary = encode_outputs(predictions, asked.outputs)
     answer: dict = {"model_name": state.pool.info.name, "model_version": state.pool.info.version}
     if asked.id is not None:

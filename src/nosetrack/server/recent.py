@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..annotate import draw_prediction
+from ..models.base import Prediction
 
 THUMBNAIL_SIDE = 240
 # Thick enough to see once the browser shrinks the thumbnail into its grid.
@@ -33,22 +34,12 @@ COUNTER = struct.Struct("<Q")
 JPEG_QUALITIES = (80, 60, 40)
 
 
-def thumbnail(image: np.ndarray, answer: dict[str, Any]) -> bytes | None:
-    """`image` shrunk to THUMBNAIL_SIDE on its long side with the answer's faces drawn, as a JPEG."""
+def thumbnail(image: np.ndarray, prediction: Prediction) -> bytes | None:
+    """`image` shrunk to THUMBNAIL_SIDE on its long side with the prediction's faces drawn, as a JPEG."""
     scale = min(1.0, THUMBNAIL_SIDE / max(image.shape[:2]))
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
-    # The answer is in the full image's pixels; `image` may have been decoded smaller (decode_min_side).
-    scale = small.shape[1] / (answer.get("image") or {}).get("width", image.shape[1])
-    faces = []
-    for face in answer["faces"]:
-        box = face["box"]
-        faces.append(
-            {
-                "nose": {"x": face["nose"]["x"] * scale, "y": face["nose"]["y"] * scale},
-                "box": {key: value * scale for key, value in box.items()} if box else None,
-            }
-        )
-    drawn = draw_prediction(small, {"faces": faces}, THUMBNAIL_LINE)
+    # The prediction is in the full image's pixels; `image` may have been decoded smaller (decode_min_side).
+    drawn = draw_prediction(small, prediction, THUMBNAIL_LINE, scale=small.shape[1] / prediction.width)
     for quality in JPEG_QUALITIES:
         ok, buffer = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok and len(buffer) <= SLOT_BYTES - SLOT_HEADER.size - 1024:
@@ -68,11 +59,11 @@ class RecentFrames:
     def enabled(self) -> bool:
         return self.capacity > 0
 
-    def add(self, image: np.ndarray, answer: dict[str, Any], details: dict[str, Any]) -> None:
-        """Keep a thumbnail of `image` with `answer`'s faces drawn; `details` (JSON-able) go beside it."""
+    def add(self, image: np.ndarray, prediction: Prediction, details: dict[str, Any]) -> None:
+        """Keep a thumbnail of `image` with the prediction's faces; `details` (JSON-able) go beside it."""
         if not self.enabled:
             return
-        jpeg = thumbnail(image, answer)
+        jpeg = thumbnail(image, prediction)
         meta = json.dumps(details).encode()
         if jpeg is None or SLOT_HEADER.size + len(jpeg) + len(meta) > SLOT_BYTES:
             return

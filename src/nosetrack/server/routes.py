@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 
 from .. import __version__
+from ..answer import prediction_answer
 from .auth import public
 from .inference import predict_encoded
 from .payloads import image_from_any, image_from_form, image_from_json
@@ -18,18 +19,18 @@ bp = Blueprint("nosetrack", __name__)
 def predict_response(data: bytes) -> Response:
     """Decode, run the model on a leased instance, and answer with the prediction's JSON."""
     state = server_state(current_app)
-    image, prediction = predict_encoded(state, data)
-    answer = prediction.as_dict()
+    predicted = predict_encoded(state, data)
+    prediction = predicted.prediction
     latency_ms = (time.perf_counter() - g.started) * 1000.0
     if state.recent.enabled:
         state.recent.add(
-            image,
-            answer,
-            {"route": request.url_rule.rule, "faces": len(answer["faces"]), "latency_ms": latency_ms},
+            predicted.image.pixels,
+            prediction,
+            {"route": request.url_rule.rule, "faces": len(prediction.faces), "latency_ms": latency_ms},
         )
     return jsonify(
         {
-            **answer,
+            **prediction_answer(prediction),
             "model": {"name": state.pool.info.name, "version": state.pool.info.version},
             "latency_ms": latency_ms,
             "request_id": g.request_id,
