@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
-
 from nosetrack import load_model
 from nosetrack.evaluation import evaluate
 from nosetrack.predictor import predict_bytes
@@ -25,7 +23,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--sides", default="0,1280,640,480", help="decode_min_side values to compare")
     args = parser.parse_args()
-    cv2.setNumThreads(1)
     model = load_model()
     print("| decode_min_side | faces | detection | nose error median | p90 | faces: multi_face/ | no_face/ |")
     print("|---:|---:|---:|---:|---:|---:|---:|")

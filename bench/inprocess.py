@@ -29,7 +29,6 @@ class InProcessResult:
 
 
 def _worker(bodies: list[bytes], seconds: float, start, results) -> None:
-    import cv2
 
     from nosetrack import load_model
     from nosetrack.answer import prediction_answer
@@ -41,7 +40,6 @@ def _worker(bodies: list[bytes], seconds: float, start, results) -> None:
     def pipeline(data: bytes) -> dict:
         return prediction_answer(predict_bytes(model, data, decode_min_side=min_side))
 
-    cv2.setNumThreads(1)  # one process per core: OpenCV's own thread pool would only fight the others
     model = load_model()
     for index in range(WARM_UP_IMAGES):
         pipeline(bodies[index % len(bodies)])

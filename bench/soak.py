@@ -55,11 +55,11 @@ def process_tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def start_server(port: int, workers: int, threads: int, log_dir: Path) -> subprocess.Popen:
+def start_server(port: int, workers: int, model_instances: int, log_dir: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(port), "--workers", str(workers)]
     command += [
-        "--threads",
-        str(threads),
+        "--model-instances",
+        str(model_instances),
         "--log-file",
         str(log_dir / "soak-server.log"),
         "--log-level",
@@ -145,7 +145,7 @@ def soak(args: argparse.Namespace) -> dict:
     image = args.image.read_bytes()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="nosetrack-soak-") as log_dir:
-        server = start_server(port, args.workers, args.threads, Path(log_dir))
+        server = start_server(port, args.workers, args.model_instances, Path(log_dir))
         try:
             started = time.monotonic()
             load = Load(f"http://127.0.0.1:{port}/v1/nose", image, args.clients, started + args.minutes * 60)
@@ -166,7 +166,7 @@ def soak(args: argparse.Namespace) -> dict:
         "clients": args.clients,
         "image": args.image.name,
         "workers": args.workers,
-        "threads": args.threads,
+        "model_instances": args.model_instances,
         "requests": sum(load.outcomes.values()),
         "errors": errors,
         "outcomes": dict(load.outcomes),
@@ -185,7 +185,7 @@ def report(result: dict, max_growth: float) -> bool:
     passed = result["errors"] == 0 and result["rss_growth_percent"] < max_growth
     rows = [
         ("duration", f"{result['minutes']:g} min, {result['clients']} clients, {result['image']}"),
-        ("server", f"{result['workers']} workers x {result['threads']} threads"),
+        ("server", f"{result['workers']} workers x {result['model_instances']} model instances"),
         ("requests", f"{result['requests']} ({result['requests_per_s']:.0f}/s)"),
         ("errors", f"{result['errors']} {result['outcomes']}"),
         ("latency p50 / p99", f"{result['latency_p50_ms']:.1f} / {result['latency_p99_ms']:.1f} ms"),
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--warm-up", type=float, default=60.0, help="seconds before the RSS baseline")
     parser.add_argument("--workers", type=int, default=Settings.workers)
-    parser.add_argument("--threads", type=int, default=Settings.threads)
+    parser.add_argument("--model-instances", type=int, default=Settings.model_instances)
     parser.add_argument(
         "--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG, or a folder to take one from"
     )

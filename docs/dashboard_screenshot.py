@@ -70,7 +70,7 @@ def main() -> None:
         sys.exit(f"No photographs under {SHARED_DATA}/images.")
     group = next(iter(sorted((SHARED_DATA / "multi_face").glob("*.jpg"))), files[0])
     folder = Path(tempfile.mkdtemp(prefix="nosetrack-screenshot-"))
-    server = LiveServer(folder, "--workers", "2", "--threads", "2", "--show-recent", "8")
+    server = LiveServer(folder, "--workers", "2", "--model-instances", "2", "--show-recent", "8")
     try:
         traffic = threading.Thread(target=send_traffic, args=(server.url, files, args.seconds))
         traffic.start()

@@ -14,9 +14,9 @@ import pytest
 from conftest import make_test_app
 
 from nosetrack.models import Face, Prediction
-from nosetrack.server import timeline as timeline_module
-from nosetrack.server.recent import THUMBNAIL_SIDE, RecentFrames
-from nosetrack.server.timeline import Timeline
+from nosetrack.server.dashboard import timeline as timeline_module
+from nosetrack.server.dashboard.recent import THUMBNAIL_SIDE, RecentFrames
+from nosetrack.server.dashboard.timeline import Timeline
 
 STATIC = Path(timeline_module.__file__).parent / "static"
 NOW = 1_800_000_000.0

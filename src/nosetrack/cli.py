@@ -22,7 +22,13 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 5000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 2)")
-    serve.add_argument("--threads", type=int, help="threads and model instances per worker (default 2)")
+    serve.add_argument(
+        "--model-instances",
+        "--threads",
+        dest="model_instances",
+        type=int,
+        help="model instances per worker: predictions it runs at once (default 2; --threads is the old name)",
+    )
     serve.add_argument(
         "--model", help="built-in model name, or a model file or spec (see `nosetrack models`)"
     )

@@ -14,7 +14,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 2
-    threads: int = 2
+    # Model instances per worker: how many predictions one worker runs at once.
+    model_instances: int = 2
     model: str | None = None
     log_file: str = "webserver.log"
     log_level: str = "INFO"

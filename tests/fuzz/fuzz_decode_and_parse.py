@@ -15,7 +15,7 @@ import atheris
 with atheris.instrument_imports(include=["nosetrack"]):
     from nosetrack.images import ImageError, decode_image
     from nosetrack.server.errors import ApiError
-    from nosetrack.server.oip_tensors import parse_infer_request
+    from nosetrack.server.oip.tensors import parse_infer_request
 
 MAX_PIXELS = 1_000_000
 

@@ -14,12 +14,12 @@ class OpenCVEngine:
     kind = "opencv"
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
+        # `threads` is not the net's own: OpenCV DNN runs on OpenCV's process-wide pool (load_model sizes it).
         path = Path(path)
         if path.suffix == ".pb":
             self._net = cv2.dnn.readNetFromTensorflow(str(path))
         else:
             self._net = cv2.dnn.readNet(str(path))
-        cv2.setNumThreads(threads)
         # OpenCV does not report input shapes before a first forward pass; the model spec supplies them.
         self.inputs = [TensorInfo("input", (-1,))]
         self._output_names = list(self._net.getUnconnectedOutLayersNames())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+
 from .base import Box, Face, Model, ModelInfo, Prediction
 from .blazeface import SHORT_RANGE, DetectorViews
 from .nose_tracker import NoseTracker, NoseTrackerOptions
@@ -18,37 +20,41 @@ BUILTIN_MODELS: dict[str, tuple[str, Callable[[int], Model]]] = {
     "facemesh": (
         "BlazeFace full range (faces near and far, tiles for group photos) + FaceMesh nose tip, "
         "averaged with the mirrored crop's. The default.",
-        lambda threads: NoseTracker(NoseTrackerOptions(views=PHOTO_VIEWS), threads, "facemesh"),
+        lambda engine_threads: NoseTracker(NoseTrackerOptions(views=PHOTO_VIEWS), engine_threads, "facemesh"),
     ),
     "facemesh-steady": (
         "As facemesh, and every face gets a second FaceMesh pass on a crop centred by the first mesh: a "
         "third of the jitter on video, about one FaceMesh run (~3 ms) per face slower.",
-        lambda threads: NoseTracker(
+        lambda engine_threads: NoseTracker(
             NoseTrackerOptions(views=PHOTO_VIEWS, refinements=1, refine_above=(0.0, 0.0)),
-            threads,
+            engine_threads,
             "facemesh-steady",
         ),
     ),
     "facemesh-short-range": (
         "BlazeFace short range (one face close to a webcam) + FaceMesh nose tip. A little faster.",
-        lambda threads: NoseTracker(
-            NoseTrackerOptions(detector=SHORT_RANGE), threads, "facemesh-short-range"
+        lambda engine_threads: NoseTracker(
+            NoseTrackerOptions(detector=SHORT_RANGE), engine_threads, "facemesh-short-range"
         ),
     ),
 }
 
 
-def load_model(name_or_path: str | None = None, threads: int = 1) -> Model:
+def load_model(name_or_path: str | None = None, engine_threads: int = 1) -> Model:
     """The built-in model called `name_or_path` (the default when None), or a user's model from a path:
     a spec (.toml), a model file with a spec beside it, or a bare TensorFlow .pb (the seed's preprocessing).
 
-    The instance is not thread-safe: give each thread its own, or share a `ModelPool`.
+    `engine_threads` is how many threads one prediction may use, in the engines and in OpenCV (whose pool is
+    one per process, so this sets it for the process). Parallelism comes from more instances and processes:
+    OpenCV's own pool (resize, warpAffine, imdecode) would run on the same cores and cost more CPU per image
+    than it saves. The instance is not thread-safe: give each thread its own, or share a `ModelPool`.
     """
+    cv2.setNumThreads(engine_threads)
     name = name_or_path or DEFAULT_MODEL
     if name in BUILTIN_MODELS:
-        return BUILTIN_MODELS[name][1](threads)
+        return BUILTIN_MODELS[name][1](engine_threads)
     if Path(name).suffix:
-        return load_spec_model(name, threads)
+        return load_spec_model(name, engine_threads)
     choices = ", ".join(BUILTIN_MODELS)
     raise ModelSpecError(
         f"Unknown model {name!r}: name a built-in model ({choices}) or a model file or spec."

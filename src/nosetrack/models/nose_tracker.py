@@ -80,18 +80,18 @@ class NoseTracker:
     """Detect, crop each face upright, run FaceMesh, and read the nose tip; one thread at a time."""
 
     def __init__(
-        self, options: NoseTrackerOptions | None = None, threads: int = 1, name: str = "facemesh"
+        self, options: NoseTrackerOptions | None = None, engine_threads: int = 1, name: str = "facemesh"
     ) -> None:
         self.options = options = options or NoseTrackerOptions()
         modules = mediapipe_modules_dir()
         detector_engine = open_engine(
-            modules / "face_detection" / options.detector.file_name, threads=threads
+            modules / "face_detection" / options.detector.file_name, threads=engine_threads
         )
         self._detector = BlazeFaceDetector(
             detector_engine, options.detector, options.views, min_score=options.min_detection_score
         )
         self._mesh = FaceMesh(
-            open_engine(modules / "face_landmark" / "face_landmark.tflite", threads=threads)
+            open_engine(modules / "face_landmark" / "face_landmark.tflite", threads=engine_threads)
         )
         self.info = ModelInfo(
             name=f"nosetrack-{name}",

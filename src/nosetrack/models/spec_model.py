@@ -18,13 +18,13 @@ _COLOR_CONVERSIONS = {"RGB": cv2.COLOR_BGR2RGB, "GRAY": cv2.COLOR_BGR2GRAY}
 class SpecModel:
     """One instance per thread, like every model; checked against its spec when it loads."""
 
-    def __init__(self, spec: ModelSpec, threads: int = 1) -> None:
+    def __init__(self, spec: ModelSpec, engine_threads: int = 1) -> None:
         self.spec = spec
         if not spec.file.is_file():
             where = f" (named in {spec.source})" if spec.source else ""
             raise ModelSpecError(f"The model file {spec.file} does not exist{where}.")
         try:
-            self._engine = open_engine(spec.file, spec.engine, threads)
+            self._engine = open_engine(spec.file, spec.engine, engine_threads)
         except Exception as error:
             raise ModelSpecError(
                 f"{spec.engine_kind} cannot load {spec.file.name}: {_first_line(error)}"
@@ -129,5 +129,5 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0][:300]
 
 
-def load_spec_model(path: str | Path, threads: int = 1) -> SpecModel:
-    return SpecModel(spec_for(Path(path)), threads)
+def load_spec_model(path: str | Path, engine_threads: int = 1) -> SpecModel:
+    return SpecModel(spec_for(Path(path)), engine_threads)

@@ -9,7 +9,7 @@ import tempfile
 from gunicorn.app.base import BaseApplication
 
 from ..config import Settings
-from .recent import RecentFrames
+from .dashboard.recent import RecentFrames
 
 # Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
 SPARE_THREADS = 2
@@ -37,11 +37,11 @@ class NosetrackServer(BaseApplication):
             "workers": s.workers,
             "worker_class": "gthread",
             # Models, predictions waiting for them, and spare threads that refuse the excess quickly.
-            "threads": s.threads + s.max_queue + SPARE_THREADS,
+            "threads": s.model_instances + s.max_queue + SPARE_THREADS,
             # A worker takes no more connections than it has threads, and closes each after its answer: the
             # next request waits in the kernel's queue for a worker with room. With keep-alive, a connection
             # stayed with the worker that first accepted it, and one worker could hold every client.
-            "worker_connections": s.threads + s.max_queue + SPARE_THREADS,
+            "worker_connections": s.model_instances + s.max_queue + SPARE_THREADS,
             "keepalive": 0,
             "timeout": s.timeout,
             "graceful_timeout": s.timeout,

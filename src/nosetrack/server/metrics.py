@@ -12,7 +12,7 @@ from collections import defaultdict
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .timeline import Timeline
+from .dashboard.timeline import Timeline
 
 # Requests that watch the server rather than use it: counted, but kept out of the timeline's charts, so an
 # open dashboard (which polls /api/stats every second) does not show up as load.

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, render_template
 
 from .. import __version__
 from .auth import public
-from .oip_tensors import MAX_BATCH
+from .oip.tensors import MAX_BATCH
 
 docs = Blueprint("docs", __name__)
 

@@ -1,10 +1,10 @@
-"""Every route: the seed's two, the /v1 API, health, version, stats and the dashboard."""
+"""nosetrack's own routes: the seed's two, the /v1 API, health, version and metrics."""
 
 from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from .. import __version__
 from ..answer import prediction_answer
@@ -72,29 +72,6 @@ def version() -> Response:
     return jsonify({"version": __version__, "model": server_state(current_app).pool.info.as_dict()})
 
 
-@bp.get("/api/stats")
-def stats() -> Response:
-    return jsonify(server_state(current_app).stats())
-
-
-@bp.get("/api/recent")
-def recent() -> Response:
-    """The newest predictions as thumbnails (when --show-recent is on); `?after=N` sends only newer ones."""
-    after = request.args.get("after", default=0, type=int)
-    return jsonify(server_state(current_app).recent.as_dict(after))
-
-
 @bp.get("/metrics")
 def metrics() -> Response:
     return Response(server_state(current_app).metrics.exposition(), mimetype="text/plain; version=0.0.4")
-
-
-@bp.get("/")
-@public
-def dashboard() -> str:
-    """The page is open to a browser, which sends no key with it; with API keys, its numbers come only
-    through /api/stats, which asks for one."""
-    state = server_state(current_app)
-    needs_key = bool(state.settings.api_keys)
-    stats = state.summary() if needs_key else state.stats()
-    return render_template("dashboard.html", stats=stats, needs_key=needs_key)

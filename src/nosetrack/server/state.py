@@ -12,8 +12,8 @@ from .. import __version__
 from ..config import Settings
 from ..pool import ModelPool
 from .admission import AdmissionGate
+from .dashboard.recent import RecentFrames
 from .metrics import Metrics
-from .recent import RecentFrames
 
 WARM_UP_IMAGE_SHAPE = (480, 640, 3)
 
@@ -45,7 +45,7 @@ class ServerState:
             "version": __version__,
             "model": self.pool.info.as_dict(),
             "workers": self.settings.workers,
-            "threads": self.settings.threads,
+            "model_instances": self.settings.model_instances,
             "show_recent": self.recent.capacity,
             "uptime_s": time.time() - self.started_at,
         }

@@ -21,8 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..models import Prediction
-from .errors import ApiError
+from ...models import Prediction
+from ..errors import ApiError
 
 INPUT_NAME = "IMAGE"
 MAX_BATCH = 16

@@ -20,8 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..annotate import draw_prediction
-from ..models.base import Prediction
+from ...annotate import draw_prediction
+from ...models.base import Prediction
 
 THUMBNAIL_SIDE = 240
 # Thick enough to see once the browser shrinks the thumbnail into its grid.

@@ -10,12 +10,12 @@ import json
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from .. import __version__
-from .auth import public
-from .errors import ApiError, register_error_handlers
-from .inference import predict_decoded, predict_encoded
-from .oip_tensors import INPUT_NAME, MAX_BATCH, OUTPUTS, encode_outputs, parse_infer_request
-from .state import ServerState, server_state
+from ... import __version__
+from ..auth import public
+from ..errors import ApiError, register_error_handlers
+from ..inference import predict_decoded, predict_encoded
+from ..state import ServerState, server_state
+from .tensors import INPUT_NAME, MAX_BATCH, OUTPUTS, encode_outputs, parse_infer_request
 
 oip = Blueprint("oip", __name__, url_prefix="/v2")
 HEADER_LENGTH = "Inference-Header-Content-Length"

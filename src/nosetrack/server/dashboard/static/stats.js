@@ -28,7 +28,7 @@ function renderHeader(stats) {
   $("version").textContent = stats.version;
   $("model").replaceChildren(`${stats.model.name} `, element("span", stats.model.version, "muted"));
   $("workers").textContent = stats.workers;
-  $("threads").textContent = stats.threads;
+  $("model-instances").textContent = stats.model_instances;
   $("uptime").textContent = formatDuration(stats.uptime_s);
   $("uptime").dataset.seconds = Math.floor(stats.uptime_s);
 }

@@ -1,0 +1,51 @@
+"""Every request gets an id and a clock when it arrives, and a log line and metrics when it is answered.
+
+Hooked around the routes (as a Flask extension's `init_app` would), so no route measures itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from ..logs import LOGGER_NAME
+from .state import server_state
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+def request_id() -> str:
+    """The client's X-Request-ID when it is a sane token, else a fresh one."""
+    given = request.headers.get("X-Request-ID", "")
+    if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
+        return given
+    return uuid.uuid4().hex
+
+
+def start_request() -> None:
+    g.started = time.perf_counter()
+    g.request_id = request_id()
+
+
+def init_app(app: Flask) -> None:
+    """Start the clock before every other hook, so a refused or preflight request is timed and logged too."""
+    app.before_request_funcs.setdefault(None, []).insert(0, start_request)
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        seconds = time.perf_counter() - g.started
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        server_state(app).metrics.observe_request(route, response.status_code, seconds, g.get("error_code"))
+        response.headers["X-Request-ID"] = g.request_id
+        logger.info(
+            "%s %s %d %.2f ms request_id=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            seconds * 1000.0,
+            g.request_id,
+        )
+        return response
