@@ -60,6 +60,12 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--show-recent", type=int, metavar="N", help="show the last N predictions on the dashboard (0: off)"
     )
+    serve.add_argument("--max-streams", type=int, help="WebSocket streams per worker (default 8)")
+    serve.add_argument(
+        "--stream-idle-timeout", type=float, help="seconds a stream may go without a frame (default 30)"
+    )
+    serve.add_argument("--certfile", help="TLS certificate (PEM): serve https:// and wss://")
+    serve.add_argument("--keyfile", help="TLS private key (PEM) of --certfile")
 
 
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:
@@ -87,6 +93,16 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, help="also write the figures as JSON")
 
 
+def check_tls_files(settings: Settings) -> None:
+    """Both TLS files or neither, and readable: a ValueError that says which, before any worker starts."""
+    given = [name for name in ("certfile", "keyfile") if getattr(settings, name)]
+    if len(given) == 1:
+        raise ValueError("TLS needs both --certfile and --keyfile.")
+    for name in given:
+        if not Path(getattr(settings, name)).is_file():
+            raise ValueError(f"--{name} {getattr(settings, name)}: no such file.")
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from .models import load_model
     from .server.gunicorn import serve
@@ -94,6 +110,7 @@ def run_serve(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k != "command"}
     try:
         settings = Settings.from_environment(**options)
+        check_tls_files(settings)
         # Load once here: a bad model or spec stops the start with one sentence, not in every worker.
         load_model(settings.model)
     except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number

@@ -39,6 +39,13 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # How many recent predictions the dashboard may show as thumbnails; 0 (off) keeps pictures out of memory.
     show_recent: int = 0
+    # WebSocket streams (WS /v1/track) one worker holds at once; more are refused with 503 before the upgrade.
+    max_streams: int = 8
+    # Seconds a stream may go without a frame before the server closes it.
+    stream_idle_timeout: float = 30.0
+    # TLS: with both, the server speaks https:// and wss:// only.
+    certfile: str | None = None
+    keyfile: str | None = None
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -15,17 +15,23 @@ from ..pool import Overloaded
 
 
 class AdmissionGate:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, noun: str = "predictions") -> None:
+        """`noun` names what is counted, in the refusal's message."""
         self.limit = limit
+        self.noun = noun
         self._held = 0
         self._lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        return self._held
 
     @contextmanager
     def admit(self) -> Iterator[None]:
         """Hold one place for the block's duration; raise `Overloaded` when every place is taken."""
         with self._lock:
             if self._held >= self.limit:
-                raise Overloaded(f"This worker already holds {self._held} predictions.")
+                raise Overloaded(f"This worker already holds {self._held} {self.noun}.")
             self._held += 1
         try:
             yield

@@ -21,6 +21,7 @@ from .oip import oip
 from .openapi import docs
 from .routes import bp
 from .state import ServerState
+from .stream import stream
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -44,7 +45,7 @@ def create_app(
     state = ServerState(settings, pool, recent=recent or RecentFrames(settings.show_recent))
     app.extensions["nosetrack"] = state
     register_error_handlers(app)
-    for blueprint in (bp, dashboard, oip, docs):
+    for blueprint in (bp, dashboard, oip, docs, stream):
         app.register_blueprint(blueprint)
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)
     request_log.init_app(app)

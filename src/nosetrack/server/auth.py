@@ -1,4 +1,5 @@
-"""Optional API keys: when the server has any, every route not marked `public` demands a Bearer key.
+"""Optional API keys: when the server has any, every route not marked `public` demands a Bearer key (or,
+on a WebSocket, the same key as a subprotocol, since browsers cannot send the header there).
 
 Deny by default, so a route added later is protected without anyone remembering to protect it. Health,
 readiness and version stay open for load balancers; keys are compared in constant time and never logged.
@@ -6,6 +7,8 @@ readiness and version stay open for load balancers; keys are compared in constan
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import Callable
 from typing import TypeVar
@@ -18,6 +21,7 @@ View = TypeVar("View", bound=Callable)
 PUBLIC_ATTRIBUTE = "nosetrack_public"
 # Flask's own endpoint for the files in static/ (the dashboard's CSS and script hold no data).
 ALWAYS_PUBLIC_ENDPOINTS = frozenset({"static"})
+WEBSOCKET_KEY_PREFIX = "nosetrack.bearer."
 
 
 def public(view: View) -> View:
@@ -29,6 +33,27 @@ def public(view: View) -> View:
 def _bearer_token(authorization: str) -> str | None:
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _subprotocol_token(protocols: str) -> str | None:
+    """A browser cannot set headers on a WebSocket, so it offers its key as a subprotocol
+    `nosetrack.bearer.<the key in unpadded base64url>` (as Kubernetes does); the server never echoes it."""
+    for protocol in protocols.split(","):
+        encoded = protocol.strip().removeprefix(WEBSOCKET_KEY_PREFIX)
+        if encoded != protocol.strip() and encoded:
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+    return None
+
+
+def presented_key() -> str | None:
+    """The key the request carries: `Authorization: Bearer KEY`, or a WebSocket's key subprotocol."""
+    token = _bearer_token(request.headers.get("Authorization", ""))
+    if token is None and request.headers.get("Upgrade", "").lower() == "websocket":
+        token = _subprotocol_token(request.headers.get("Sec-WebSocket-Protocol", ""))
+    return token
 
 
 def _is_known_key(token: str, keys: tuple[bytes, ...]) -> bool:
@@ -54,7 +79,7 @@ def require_api_keys(app: Flask, keys: tuple[str, ...]) -> None:
             return
         if getattr(app.view_functions[request.endpoint], PUBLIC_ATTRIBUTE, False):
             return
-        token = _bearer_token(request.headers.get("Authorization", ""))
+        token = presented_key()
         if token is None or not _is_known_key(token, encoded_keys):
             raise ApiError(
                 401,

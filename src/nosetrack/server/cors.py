@@ -6,12 +6,23 @@ because browsers never send credentials on it; the real request that follows is 
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, request
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID, Inference-Header-Content-Length"
 EXPOSED_HEADERS = "X-Request-ID, Retry-After, Inference-Header-Content-Length"
 PREFLIGHT_MAX_AGE_SECONDS = "600"
+
+
+def same_or_allowed_origin(origin: str | None, host: str, origins: tuple[str, ...]) -> bool:
+    """Whether a page on `origin` may open a WebSocket to this server (reached as `host`). Browsers apply
+    no CORS to WebSockets, so the server checks: its own pages always, others when listed ('*': any). A
+    client that sends no Origin is no browser page, and is let through (API keys still apply)."""
+    if origin is None or "*" in origins or origin in origins:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower()
 
 
 def allow_cross_origin(app: Flask, origins: tuple[str, ...]) -> None:

@@ -22,6 +22,8 @@ MONITORING_ROUTES = frozenset(
         *("/openapi.json", "/docs", "/v2/health/live", "/v2/health/ready"),
     }
 )
+# The WebSocket route: its one request is the upgrade (its log line and count); its frames are counted apart.
+STREAM_ROUTE = "/v1/track"
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -66,7 +68,37 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=self._registry,
         )
-        self.timeline = Timeline(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.streams_open = Gauge(
+            "nosetrack_streams_open",
+            "WebSocket streams (WS /v1/track) open.",
+            multiprocess_mode="livesum",
+            registry=self._registry,
+        )
+        self.stream_frames = Counter(
+            "nosetrack_stream_frames", "Stream frames answered.", ["outcome"], registry=self._registry
+        )
+        self.stream_frames_dropped = Counter(
+            "nosetrack_stream_frames_dropped",
+            "Stream frames skipped unanswered because a newer frame of the stream had arrived.",
+            registry=self._registry,
+        )
+        self.stream_frame_latency = Histogram(
+            "nosetrack_stream_frame_seconds",
+            "Time from a stream frame's last byte to its answer.",
+            buckets=LATENCY_BUCKETS,
+            registry=self._registry,
+        )
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.timeline = Timeline(directory)
+        self.frames_timeline = Timeline(directory, name="frames")
+
+    def observe_frame(self, seconds: float, error_code: str | None = None) -> None:
+        """One stream frame answered `seconds` after its last byte came, with a result or an error."""
+        self.stream_frames.labels(outcome="error" if error_code else "ok").inc()
+        self.stream_frame_latency.observe(seconds)
+        if error_code:
+            self.errors.labels(route=STREAM_ROUTE, code=error_code).inc()
+        self.frames_timeline.record(seconds, error=error_code is not None)
 
     def observe_request(self, route: str, status: int, seconds: float, error_code: str | None = None) -> None:
         self.requests.labels(route=route, status=str(status)).inc()
@@ -86,6 +118,22 @@ class Metrics:
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format, summed over all workers."""
         return generate_latest(self._collecting_registry())
+
+    def streams(self) -> dict:
+        """Open streams, frames answered and dropped since start (all workers), and the last minute's."""
+        totals: dict[str, float] = defaultdict(float)
+        for family in self._collecting_registry().collect():
+            for sample in family.samples:
+                totals[sample.name] += sample.value
+        recent = self.frames_timeline.summary(seconds=60)["recent"]
+        return {
+            "open": int(totals["nosetrack_streams_open"]),
+            "frames_total": int(totals["nosetrack_stream_frames_total"]),
+            "dropped_total": int(totals["nosetrack_stream_frames_dropped_total"]),
+            "frames_per_s": recent["requests_per_s"],
+            "frame_errors": recent["errors"],
+            **{f"p{p}_ms": recent[f"p{p}_ms"] for p in (50, 90, 99)},
+        }
 
     def request_counts(self) -> dict[str, dict[str, int]]:
         """Requests answered per route and status, summed over all workers."""

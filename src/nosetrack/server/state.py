@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -27,9 +28,13 @@ class ServerState:
     started_at: float = field(default_factory=time.time)
     ready: bool = False
     admission: AdmissionGate = field(init=False)
+    # The WebSocket streams this worker holds, and the signal that tells them to close (set on SIGTERM).
+    streams: AdmissionGate = field(init=False)
+    closing: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.admission = AdmissionGate(self.pool.size + self.settings.max_queue)
+        self.streams = AdmissionGate(self.settings.max_streams, "streams")
 
     def warm_up(self) -> None:
         """Run every instance once, so the first client does not pay for lazy initialisation."""
@@ -57,6 +62,7 @@ class ServerState:
             "requests": counts,
             "requests_total": sum(sum(by_status.values()) for by_status in counts.values()),
             "timeline": self.metrics.timeline.summary(),
+            "streams": {**self.metrics.streams(), "limit_per_worker": self.settings.max_streams},
         }
 
 

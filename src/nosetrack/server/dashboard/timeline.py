@@ -61,9 +61,11 @@ def percentiles_ms(histograms: np.ndarray, percentile: float) -> list[float | No
 class Timeline:
     """This worker's ring of per-second rows, and a reader of every worker's rings."""
 
-    def __init__(self, directory: str | None = None) -> None:
+    def __init__(self, directory: str | None = None, name: str = "timeline") -> None:
+        """`name` tells this timeline's files from another's in the same directory."""
         self._directory = Path(directory) if directory else None
-        own_file = self._directory / f"timeline_{os.getpid()}.bin" if self._directory else None
+        self._name = name
+        own_file = self._directory / f"{name}_{os.getpid()}.bin" if self._directory else None
         self._ring = _own_ring(own_file)
         self._lock = threading.Lock()
 
@@ -85,7 +87,7 @@ class Timeline:
         if self._directory is None:
             return [self._ring]
         rings = []
-        for path in sorted(self._directory.glob("timeline_*.bin")):
+        for path in sorted(self._directory.glob(f"{self._name}_*.bin")):
             values = np.fromfile(path, np.int64)
             if values.size == SECONDS_KEPT * ROW_WIDTH:  # else a worker is creating it this very moment
                 rings.append(values.reshape(SECONDS_KEPT, ROW_WIDTH))
