@@ -130,10 +130,11 @@ def gunicorn(app: str, worker_class: str) -> list[str]:
     ]
 
 
+NOSETRACK = gunicorn("websocket_libraries:nosetrack_app()", "gthread")
 FLASK_SOCK = gunicorn("websocket_libraries:flask_sock_app()", "gthread")
 # name, server command (the port is appended as --bind or an argument), client compression
 CANDIDATES = [
-    ("nosetrack (wsproto), gunicorn gthread", gunicorn("websocket_libraries:nosetrack_app()", "gthread"), None),
+    ("nosetrack (wsproto), gunicorn gthread", NOSETRACK, None),
     ("flask-sock, gunicorn gthread, deflate", FLASK_SOCK, "deflate"),
     ("flask-sock, gunicorn gthread", FLASK_SOCK, None),
     ("gunicorn asgi worker (ASGI app)", gunicorn("websocket_libraries:asgi_app", "asgi"), None),
