@@ -1,17 +1,24 @@
-"""A Python client for a nosetrack server, and the engine of `nosetrack predict`."""
+"""A Python client for a nosetrack server: the engine of `nosetrack predict` and `nosetrack track --url`."""
 
 from __future__ import annotations
 
 import base64
+import json
+import ssl
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import requests
 
 from .images import sniff_image_type
+
+# A frame for `Client.track`: encoded bytes or BGR pixels, alone or with its capture time in seconds.
+StreamFrame = bytes | np.ndarray | tuple[bytes | np.ndarray, float]
+STREAM_JPEG_QUALITY = 90
 
 # The types of the seed's client (imutils.paths.list_images) that the server decodes.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -55,10 +62,22 @@ class Client:
     >>> client.predict("face.jpg")["x"]
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:5000", timeout: float = 30.0, api_key: str | None = None):
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:5000",
+        timeout: float = 30.0,
+        api_key: str | None = None,
+        ca_file: str | Path | None = None,
+    ):
+        """`ca_file`: the certificate authority (PEM) that signed an https:// server's certificate, when it
+        is not one the system trusts (a self-signed certificate is its own authority)."""
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._api_key = api_key
+        self._ca_file = str(ca_file) if ca_file else None
         self._session = requests.Session()
+        if self._ca_file:
+            self._session.verify = self._ca_file
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=64)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -108,3 +127,98 @@ class Client:
         response = self._session.get(self.url + "/version", timeout=self.timeout)
         response.raise_for_status()
         return response.json()
+
+    def track(
+        self, frames: Iterable[StreamFrame], options: dict[str, Any] | None = None, in_flight: int = 2
+    ) -> Iterator[dict[str, Any]]:
+        """Track a stream of frames over one WebSocket (WS /v1/track): each frame's answer, in order.
+
+        A frame is encoded image bytes or BGR pixels (sent as JPEG), or a (frame, timestamp) pair with its
+        capture time in seconds (without one, the server uses the time the frame arrived). `options`
+        changes the tracker's (see `nosetrack.TrackerOptions`). At most `in_flight` frames are sent ahead of
+        their answers: two keep the server busy without ever making it drop a frame for a newer one, so
+        every frame is answered; a frame the server could not use is answered with {"error": ..., "frame"}.
+        `ServerError` when the server refuses the stream or its options.
+        """
+        from websockets.exceptions import InvalidStatus
+        from websockets.sync.client import connect
+
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        try:
+            websocket = connect(
+                self._websocket_url("/v1/track"),
+                additional_headers=headers,
+                subprotocols=["nosetrack"],  # type: ignore[list-item]
+                compression=None,  # JPEG does not compress: deflate would only cost CPU
+                max_size=None,
+                open_timeout=self.timeout,
+                ssl=self._ssl_context(),
+            )
+        except InvalidStatus as refused:
+            raise _refusal(refused) from None
+        with websocket:
+            if options:
+                websocket.send(json.dumps({"options": options}))
+                _raise_for_error(json.loads(websocket.recv(timeout=self.timeout)))
+            unanswered = 0
+            for frame in frames:
+                while unanswered >= in_flight:
+                    answer = self._next_answer(websocket)
+                    unanswered -= 1 + answer.get("dropped", 0)
+                    yield answer
+                data, timestamp = _frame_bytes(frame)
+                if timestamp is not None:
+                    websocket.send(json.dumps({"timestamp": timestamp}))
+                websocket.send(data)
+                unanswered += 1
+            while unanswered > 0:
+                answer = self._next_answer(websocket)
+                unanswered -= 1 + answer.get("dropped", 0)
+                yield answer
+
+    def _next_answer(self, websocket) -> dict[str, Any]:
+        """The next frame's answer (or its error); a message about anything else than a frame raises."""
+        answer = json.loads(websocket.recv(timeout=self.timeout))
+        if "error" in answer and "frame" not in answer["error"]:
+            _raise_for_error(answer)
+        if "error" in answer:
+            answer["frame"] = answer["error"]["frame"]
+        return answer
+
+    def _websocket_url(self, route: str) -> str:
+        scheme, _, rest = self.url.partition("://")
+        return {"http": "ws", "https": "wss"}.get(scheme, scheme) + "://" + rest + route
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.url.startswith("https://"):
+            return None
+        return ssl.create_default_context(cafile=self._ca_file)
+
+
+def _frame_bytes(frame: StreamFrame) -> tuple[bytes, float | None]:
+    """The bytes to send for one frame of `Client.track`, and its timestamp if it came with one."""
+    image, timestamp = frame if isinstance(frame, tuple) else (frame, None)
+    if isinstance(image, np.ndarray):
+        import cv2
+
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, STREAM_JPEG_QUALITY])
+        if not ok:
+            raise ValueError(f"Frames must be BGR images; this one has shape {image.shape}.")
+        image = encoded.tobytes()
+    return image, timestamp
+
+
+def _raise_for_error(message: dict[str, Any]) -> None:
+    if "error" in message:
+        error = message["error"]
+        raise ServerError(error.get("status", 400), error.get("code", "error"), error.get("message", ""))
+
+
+def _refusal(refused: Any) -> ServerError:
+    """The server's JSON error from a refused WebSocket handshake (401, 403, 503...)."""
+    response = refused.response
+    try:
+        error = json.loads(response.body or b"{}").get("error", {})
+    except ValueError:
+        error = {}
+    return ServerError(response.status_code, error.get("code", "error"), error.get("message", str(refused)))

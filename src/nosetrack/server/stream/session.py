@@ -79,6 +79,7 @@ class StreamSession:
         self._next_timestamp: float | None = None
         self._last_timestamp = -math.inf
         self._dropped_since_answer = 0
+        self._unread: list[Incoming] = []
         self.tally = Tally()
 
     def serve(self) -> Closed:
@@ -87,12 +88,10 @@ class StreamSession:
             while self._socket.open:
                 if self._waiting is None and not self._wait_for_frame():
                     break
-                self._drain()
-                if self._waiting is not None and self._socket.open:
-                    frame, self._waiting = self._waiting, None
-                    reply = self._reply(frame)
-                    self._drain()
-                    self._send(reply)
+                frame, self._waiting = self._waiting, None
+                reply = self._reply(frame)
+                self._drain()  # before answering: the client cannot yet have sent what the answer frees
+                self._send(reply)
         except SendTimeout as error:
             logger.warning("WS /v1/track: %s Closing. request_id=%s", error, self._request_id)
             self._socket.abort()
@@ -110,42 +109,55 @@ class StreamSession:
         self._socket.close(CLOSE_IDLE, f"idle for {idle:g} s")
 
     def _wait_for_frame(self) -> bool:
-        """Read until a frame waits; False when the stream idled out, closed, or the worker is stopping."""
-        while self._socket.open and self._waiting is None and not self._state.closing.is_set():
+        """Read until a frame completes; False when the stream idled out, closed, or the worker is stopping.
+
+        An idle server serves the first frame that completes: what came behind it in the same read waits
+        for the next drain, as if it had come while that frame ran. So a client with two frames in flight
+        (one running, one waiting) never has one dropped.
+        """
+        while self._socket.open and not self._state.closing.is_set():
             left = self._last_frame_at + self._settings.stream_idle_timeout - time.monotonic()
             if left <= 0:
                 return False
-            self._take(self._socket.read(min(left, SHUTDOWN_POLL_SECONDS)))
-        return self._waiting is not None
+            messages = self._socket.read(min(left, SHUTDOWN_POLL_SECONDS)) or []
+            for position, message in enumerate(messages):
+                self._take(message)
+                if self._waiting is not None:
+                    self._unread = messages[position + 1 :]
+                    return True
+        return False
 
     def _drain(self) -> None:
         """Take everything the client has sent meanwhile, without waiting (a newer frame replaces the one
         that waits)."""
+        unread, self._unread = self._unread, []
+        for message in unread:
+            self._take(message)
         drained = 0
         while self._socket.open and drained < MAX_DRAIN_BYTES:
             messages = self._socket.read(0)
             if messages is None:
                 return
-            drained += sum(len(m.data) for m in messages if isinstance(m, Binary))
-            self._take(messages)
+            for message in messages:
+                drained += len(message.data) if isinstance(message, Binary) else 0
+                self._take(message)
 
-    def _take(self, messages: list[Incoming] | None) -> None:
-        for message in messages or ():
-            if isinstance(message, Binary):
-                self._take_frame(message)
-            elif isinstance(message, Text):
-                self._take_text(message.data)
-            elif isinstance(message, TooLarge):
-                number = self._count_frame() if message.kind == "binary" else None
-                what = "frame" if message.kind == "binary" else "text message"
-                self._send(
-                    self._error(
-                        413,
-                        "request_entity_too_large",
-                        f"The {what} is over the server's limit of {message.limit} bytes.",
-                        number,
-                    )
+    def _take(self, message: Incoming) -> None:
+        if isinstance(message, Binary):
+            self._take_frame(message)
+        elif isinstance(message, Text):
+            self._take_text(message.data)
+        elif isinstance(message, TooLarge):
+            number = self._count_frame() if message.kind == "binary" else None
+            what = "frame" if message.kind == "binary" else "text message"
+            self._send(
+                self._error(
+                    413,
+                    "request_entity_too_large",
+                    f"The {what} is over the server's limit of {message.limit} bytes.",
+                    number,
                 )
+            )
 
     def _count_frame(self) -> int:
         self.tally.frames += 1
