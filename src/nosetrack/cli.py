@@ -1,10 +1,11 @@
-"""The `nosetrack` command: serve, predict, eval, models."""
+"""The `nosetrack` command: serve, predict, track, eval, models."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import csv
+import functools
 import json
 import sys
 import typing
@@ -14,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .config import Settings
 
+CA_FILE_HELP = "CA certificate (PEM) that signed an https:// server's certificate"
 CSV_COLUMNS = ("file", "detected", "x", "y", "nose_x", "nose_y", "score", "faces", "latency_ms", "error")
 
 
@@ -78,6 +80,24 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--output", "-o", help="file to write (default: standard output)")
     predict.add_argument("--annotate", metavar="DIR", help="also write each image with its noses drawn")
     predict.add_argument("--api-key", help="Bearer key, when the server asks for one")
+    predict.add_argument(
+        "--ca-file", help="CA certificate (PEM) that signed an https:// server's certificate"
+    )
+
+
+def add_track_parser(commands: argparse._SubParsersAction) -> None:
+    track = commands.add_parser("track", help="track the faces of a video file or camera, frame by frame")
+    track.add_argument("video", help="a video file, or a camera's index (0)")
+    track.add_argument("--url", help="track on this server (WS /v1/track) instead of in process")
+    track.add_argument("--model", help="in process: the model (default: the built-in default)")
+    track.add_argument("--options", type=json.loads, help="tracker options as JSON, e.g. '{\"beta\": 0.5}'")
+    track.add_argument(
+        "--output", "-o", help="rows to write, .csv or .jsonl (default: CSV on standard output)"
+    )
+    track.add_argument("--format", choices=("csv", "jsonl"), help="default: from --output's suffix, else csv")
+    track.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the faces drawn")
+    track.add_argument("--api-key", help="Bearer key, when the server asks for one")
+    track.add_argument("--ca-file", help=CA_FILE_HELP)
 
 
 def add_eval_parser(commands: argparse._SubParsersAction) -> None:
@@ -166,7 +186,7 @@ def run_predict(args: argparse.Namespace) -> int:
     annotate_dir = Path(args.annotate) if args.annotate else None
     if annotate_dir:
         annotate_dir.mkdir(parents=True, exist_ok=True)
-    client = Client(args.url, api_key=args.api_key)
+    client = Client(args.url, api_key=args.api_key, ca_file=args.ca_file)
     failures = 0
     with open_output(args.output) as output:
         writer = csv.DictWriter(output, CSV_COLUMNS) if args.format == "csv" else None
@@ -185,6 +205,58 @@ def run_predict(args: argparse.Namespace) -> int:
     if failures:
         print(f"{failures} of {len(files)} images failed.", file=sys.stderr)
     return 1 if failures else 0
+
+
+def run_track(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .annotate import draw_tracked
+    from .client import Client, ServerError
+    from .video import TRACK_COLUMNS, AnnotatedVideo, VideoSource, answer_rows, track_in_process, with_frames
+
+    try:
+        source = VideoSource.open(args.video)
+        if args.url:
+            client = Client(args.url, api_key=args.api_key, ca_file=args.ca_file)
+            answers_for = functools.partial(client.track, options=args.options)
+        else:
+            from .models import load_model
+
+            answers_for = functools.partial(
+                track_in_process, model=load_model(args.model), options=args.options
+            )
+    except ValueError as error:  # the video, the model, or the options
+        print(f"nosetrack: {error}", file=sys.stderr)
+        return 2
+    output_format = args.format or ("jsonl" if (args.output or "").endswith(".jsonl") else "csv")
+    annotated = AnnotatedVideo(args.annotate, source.fps) if args.annotate else None
+    frames = dropped = 0
+    try:
+        with open_output(args.output) as output:
+            writer = csv.DictWriter(output, TRACK_COLUMNS) if output_format == "csv" else None
+            if writer:
+                writer.writeheader()
+            progress = tqdm(total=source.frame_count, unit="frame", file=sys.stderr, disable=None)
+            for frame, answer in with_frames(source.frames(), answers_for):
+                frames += 1
+                dropped += answer.get("dropped", 0)
+                for row in answer_rows(answer):
+                    if writer:
+                        writer.writerow(row)
+                    else:
+                        output.write(json.dumps(row) + "\n")
+                if annotated:
+                    annotated.write(draw_tracked(frame, answer) if "faces" in answer else frame)
+                progress.update(1 + answer.get("dropped", 0))
+            progress.close()
+    except (ServerError, ValueError, OSError) as error:
+        print(f"nosetrack: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if annotated:
+            annotated.close()
+    print(f"{frames} frames tracked, {dropped} dropped.", file=sys.stderr)
+    return 0
 
 
 def report_evaluation(args: argparse.Namespace, predict_file) -> int:
@@ -244,13 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
     add_predict_parser(commands)
+    add_track_parser(commands)
     add_eval_parser(commands)
     models = commands.add_parser("models", help="list the built-in models, and check a user model's spec")
     models.add_argument("--model", help="a model file or spec to load, check and show")
     return parser
 
 
-HANDLERS = {"serve": run_serve, "predict": run_predict, "eval": run_eval, "models": run_models}
+HANDLERS = {
+    "serve": run_serve,
+    "predict": run_predict,
+    "track": run_track,
+    "eval": run_eval,
+    "models": run_models,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
