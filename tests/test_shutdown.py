@@ -63,3 +63,25 @@ def test_sigterm_under_load_answers_every_accepted_request(tmp_path, face_jpeg):
     assert all(outcome == 200 or isinstance(outcome, str) for outcome in outcomes.values())
     assert any(isinstance(outcome, str) for outcome in outcomes.values()), "no request came after SIGTERM"
     assert max(answered_at) > signalled_at, "no request was in flight at SIGTERM"
+
+
+def test_sigterm_closes_open_streams_with_1001_and_exits_without_waiting_for_them(tmp_path, face_jpeg):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    server = LiveServer(tmp_path, "--workers", "1", "--threads", "1", "--timeout", "30")
+    url = server.url.replace("http://", "ws://") + "/v1/track"
+    with connect(url, compression=None, max_size=None) as websocket:
+        websocket.send(face_jpeg)
+        websocket.recv(timeout=30)
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            websocket.recv(timeout=10)
+            raise AssertionError("the stream stayed open after SIGTERM")
+        except ConnectionClosed as closed:
+            assert (closed.rcvd.code, closed.rcvd.reason) == (1001, "The server is shutting down.")
+    exit_code = server.process.wait(timeout=30)
+    server.stop()
+    assert exit_code == 0
+    assert time.monotonic() - signalled < 10, "the worker waited for the stream instead of closing it"
