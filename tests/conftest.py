@@ -90,9 +90,13 @@ def free_port() -> int:
 class LiveServer:
     """`nosetrack serve` in a subprocess on 127.0.0.1, as a user starts it."""
 
-    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, *args: str, env: dict[str, str] | None = None, ca_file: Path | None = None
+    ) -> None:
+        """With `ca_file` (the authority of the --certfile among `args`), the server is reached over https."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ca_file = ca_file
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{self.port}"
         self.log_file = tmp_path / "webserver.log"
         command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(self.port)]
         command += ["--log-file", str(self.log_file), *args]
@@ -116,7 +120,10 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited with {self.process.returncode}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if (
+                    requests.get(self.url + "/readyz", timeout=1, verify=self.ca_file or True).status_code
+                    == 200
+                ):
                     return
             except (requests.ConnectionError, requests.Timeout):  # a worker still loading its models
                 pass

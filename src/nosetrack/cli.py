@@ -212,9 +212,11 @@ def run_track(args: argparse.Namespace) -> int:
 
     from .annotate import draw_tracked
     from .client import Client, ServerError
+    from .tracking import TrackerOptions
     from .video import TRACK_COLUMNS, AnnotatedVideo, VideoSource, answer_rows, track_in_process, with_frames
 
     try:
+        TrackerOptions().with_changes(args.options or {})  # refused here, before any frame is read
         source = VideoSource.open(args.video)
         if args.url:
             client = Client(args.url, api_key=args.api_key, ca_file=args.ca_file)

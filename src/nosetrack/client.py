@@ -76,16 +76,18 @@ class Client:
         self._api_key = api_key
         self._ca_file = str(ca_file) if ca_file else None
         self._session = requests.Session()
-        if self._ca_file:
-            self._session.verify = self._ca_file
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=64)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         if api_key:
             self._session.headers["Authorization"] = f"Bearer {api_key}"
 
+    def _request_options(self) -> dict[str, Any]:
+        # Per request: a session's own `verify` loses to REQUESTS_CA_BUNDLE when that is set.
+        return {"timeout": self.timeout, "verify": self._ca_file or True}
+
     def _post(self, route: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._session.post(self.url + route, timeout=self.timeout, **kwargs)
+        response = self._session.post(self.url + route, **self._request_options(), **kwargs)
         try:
             body = response.json()
         except ValueError:
@@ -124,7 +126,7 @@ class Client:
             yield from executor.map(one, map(Path, paths))
 
     def version(self) -> dict[str, Any]:
-        response = self._session.get(self.url + "/version", timeout=self.timeout)
+        response = self._session.get(self.url + "/version", **self._request_options())
         response.raise_for_status()
         return response.json()
 
