@@ -6,6 +6,7 @@ Screenshots land in artifacts/ (gitignored). Skipped only without /usr/bin/chrom
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import requests
 from browser import CHROMIUM, launch_chromium
+from certificates import make_certificate
 from conftest import LiveServer
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -34,7 +36,9 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory, astronaut_bgr):
     with sync_api.sync_playwright() as playwright:
-        context = launch_chromium(playwright, tmp_path_factory.mktemp("chromium"), astronaut_bgr)
+        # The TLS test's server has a certificate the test made: Chromium takes it as Playwright tells it to.
+        folder = tmp_path_factory.mktemp("chromium")
+        context = launch_chromium(playwright, folder, astronaut_bgr, ignore_https_errors=True)
         yield context
         context.close()
 
@@ -168,12 +172,14 @@ def test_webcam_draws_the_tracked_nose_at_a_sustained_rate(page, server):
     screenshot(page, "webcam.png", full_page=True)
     page.click("#webcam-toggle")
 
-    assert rate >= 5, f"only {rate:.1f} frames/s"
+    assert rate >= 25, f"only {rate:.1f} frames/s from a 30 fps camera"
     assert int(panel.get_attribute("data-detected")) >= 0.9 * int(panel.get_attribute("data-frames"))
+    assert panel.get_attribute("data-dropped") == "0"  # two in flight: the server never had to drop one
     xs = [json.loads(markers)[0]["x"] for markers in noses if markers and markers != "[]"]
     assert max(xs) - min(xs) > 40, "the marker should follow the face as it moves"
     assert len(marker_pixels(page, "#webcam-overlay")) > 20
-    print(f"webcam: {rate:.1f} frames/s answered and drawn")
+    readouts = [page.text_content(f"#webcam-{name}") for name in ("latency", "server")]
+    print(f"webcam: {rate:.1f} frames/s answered and drawn, round trip and server: {readouts}")
 
 
 def test_keyed_server_dashboard_asks_for_the_key_then_goes_live(browser, tmp_path, face_jpeg):
@@ -196,6 +202,37 @@ def test_keyed_server_dashboard_asks_for_the_key_then_goes_live(browser, tmp_pat
         page.wait_for_function("document.querySelector('[data-route=\"/v1/nose\"]').textContent === '1'")
         assert page.is_hidden("#api-key-form")
         assert key not in page.content()
+    finally:
+        page.close()
+        server.stop()
+
+
+def test_webcam_streams_over_wss_with_an_api_key(browser, tmp_path):
+    key = "webcam-key-456"
+    certificate, private_key = make_certificate(tmp_path)
+    server = LiveServer(
+        tmp_path,
+        *("--workers", "1", "--threads", "2", "--certfile", str(certificate), "--keyfile", str(private_key)),
+        env={"NOSETRACK_API_KEYS": key},
+        ca_file=certificate,
+    )
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#api-key-form:not([hidden])")
+        page.fill("#api-key", key)
+        page.click("#api-key-form button")
+        page.wait_for_selector("#live.live")
+        page.click("#webcam-toggle")
+        page.wait_for_function(
+            "() => Number(document.getElementById('webcam').dataset.frames) >= 15", timeout=20_000
+        )
+        assert page.evaluate("() => window.isSecureContext")
+        panel = page.locator("#webcam")
+        assert int(panel.get_attribute("data-detected")) >= 0.9 * int(panel.get_attribute("data-frames"))
+        page.click("#webcam-toggle")
+        assert key not in server.log_file.read_text()
+        assert re.search(r"GET /v1/track 101 ", server.log_file.read_text())
     finally:
         page.close()
         server.stop()

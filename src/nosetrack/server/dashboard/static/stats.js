@@ -69,6 +69,13 @@ function renderRoutes(requests) {
   document.querySelector("#routes tbody").replaceChildren(...rows);
 }
 
+function renderStreams(streams) {
+  $("streams-open").textContent = streams.open;
+  $("streams-rate").textContent = streams.frames_per_s >= 10 ? streams.frames_per_s.toFixed(0) : streams.frames_per_s.toFixed(2);
+  $("streams-p99").textContent = formatMs(streams.p99_ms);
+  $("streams-dropped").textContent = streams.dropped_total;
+}
+
 // Which second the pointer is over, per chart (null: none).
 const hovered = { rate: null, latency: null };
 
@@ -125,6 +132,7 @@ export function startStats(onStats) {
       renderHeader(last);
       renderKpis(last);
       renderRoutes(last.requests);
+      renderStreams(last.streams);
       renderCharts(last.timeline.series);
       live.textContent = "live";
       live.className = "pill live";

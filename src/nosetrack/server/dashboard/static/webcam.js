@@ -1,13 +1,30 @@
-// "Webcam": frames from getUserMedia go to POST /v1/nose one at a time; the nose is drawn over the live video,
-// with a short trail, the way a hands-free mouse would follow it.
+// "Webcam": the camera's frames go over one WebSocket (WS /v1/track) as JPEGs, each after a {"timestamp"}
+// message with its capture time; the tracker's smoothed nose is drawn with a trail over the live video, this
+// frame's raw nose as a ring around it. Two frames are in flight at most: the server always has the next one
+// and never has to drop one for a newer; camera frames that come while two are out are skipped here.
 
-import { apiFetch } from "./api.js";
+import { apiFetch, apiKey } from "./api.js";
 import { byId as $ } from "./dom.js";
-import { drawFaces, errorMessage, markersAttribute, NOSE_COLOUR } from "./faces.js";
+import { drawFaces, markersAttribute, NOSE_COLOUR } from "./faces.js";
 
 const FRAME_WIDTH = 640;
+const IN_FLIGHT = 2;
 const TRAIL = 24;
 const WINDOW_MS = 2000;
+const RAW_COLOUR = "#ffd23f";
+
+// A browser cannot put headers on a WebSocket: the key goes as a second subprotocol, in unpadded base64url.
+function subprotocols() {
+  const key = apiKey();
+  if (!key) return ["nosetrack"];
+  const bytes = new TextEncoder().encode(key);
+  const base64 = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return ["nosetrack", `nosetrack.bearer.${base64}`];
+}
+
+function streamUrl() {
+  return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/track`;
+}
 
 export function startWebcam() {
   const button = $("webcam-toggle");
@@ -17,10 +34,13 @@ export function startWebcam() {
   const message = $("webcam-message");
   const panel = $("webcam");
   const grab = document.createElement("canvas");
-  let stream = null;
+  let camera = null;
+  let socket = null;
+  let sentAt = new Map(); // frame number -> when it was sent (the server numbers frames as they arrive)
+  let sent = 0;
   let answered = [];
   let trail = [];
-  let frames = 0;
+  let counts = { frames: 0, detected: 0, dropped: 0 };
 
   $("webcam-mirror").addEventListener("change", (event) => stage.classList.toggle("mirrored", event.target.checked));
 
@@ -31,7 +51,9 @@ export function startWebcam() {
     $("webcam-fps").textContent = fps.toFixed(1);
     $("webcam-latency").textContent = `${Math.round(roundTrip)} ms`;
     $("webcam-server").textContent = `${serverMs.toFixed(1)} ms`;
+    $("webcam-dropped").textContent = counts.dropped;
     panel.dataset.fps = fps.toFixed(2);
+    Object.assign(panel.dataset, counts);
   }
 
   function draw(answer) {
@@ -52,7 +74,35 @@ export function startWebcam() {
     }
     context.globalAlpha = 1;
     const markers = drawFaces(context, answer.faces, scale, { labels: false });
+    context.strokeStyle = RAW_COLOUR;
+    context.lineWidth = 2;
+    for (const face of answer.faces) {
+      context.beginPath();
+      context.arc(face.nose_raw.x * scale, face.nose_raw.y * scale, Math.max(7, overlay.width / 60), 0, 2 * Math.PI);
+      context.stroke();
+    }
     overlay.dataset.noses = markersAttribute(markers);
+  }
+
+  function onAnswer(answer) {
+    const number = answer.error ? answer.error.frame : answer.frame;
+    if (number === undefined) {
+      // About the stream rather than a frame (an idle close, a refused message): say it.
+      if (answer.error) message.textContent = `${answer.error.status}: ${answer.error.message}`;
+      return;
+    }
+    const roundTrip = performance.now() - sentAt.get(number);
+    for (const [n] of sentAt) if (n <= number) sentAt.delete(n); // answered, or dropped for a newer one
+    counts.dropped += answer.dropped || 0;
+    if (answer.error) {
+      message.textContent = `Frame ${number}: ${answer.error.status} ${answer.error.message}`;
+      return;
+    }
+    counts.frames += 1;
+    counts.detected += answer.detected ? 1 : 0;
+    answered.push(performance.now());
+    draw(answer);
+    readouts(roundTrip, answer.latency_ms);
   }
 
   async function sendFrame() {
@@ -62,58 +112,40 @@ export function startWebcam() {
       grab.width = overlay.width = width;
       grab.height = overlay.height = height;
     }
+    const captured = performance.now();
     grab.getContext("2d").drawImage(video, 0, 0, width, height);
+    sentAt.set(sent, captured);
+    sent += 1;
     const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.8));
-    const started = performance.now();
-    const response = await apiFetch("/v1/nose", {
-      method: "POST",
-      body: blob,
-      headers: { "Content-Type": "image/jpeg" },
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    socket.send(JSON.stringify({ timestamp: captured / 1000 }));
+    socket.send(blob);
+  }
+
+  // Each new camera frame is sent unless two are still unanswered.
+  function onVideoFrame() {
+    if (!camera) return;
+    if (socket && socket.readyState === WebSocket.OPEN && sentAt.size < IN_FLIGHT && video.videoWidth) sendFrame();
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onVideoFrame);
+    else requestAnimationFrame(onVideoFrame);
+  }
+
+  function openSocket() {
+    return new Promise((resolve, reject) => {
+      const opening = new WebSocket(streamUrl(), subprotocols());
+      opening.binaryType = "arraybuffer";
+      opening.onopen = () => resolve(opening);
+      opening.onerror = () => reject(new Error("the stream could not be opened"));
+      opening.onmessage = (event) => onAnswer(JSON.parse(event.data));
     });
-    if (response.status === 503) {
-      // Overloaded: skip this frame and wait as long as the server asks, rather than stop.
-      const seconds = Number(response.headers.get("Retry-After")) || 1;
-      message.textContent = `The server is busy; trying again in ${seconds} s.`;
-      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-      return;
-    }
-    if (!response.ok) throw new Error(await errorMessage(response));
-    const answer = await response.json();
-    const roundTrip = performance.now() - started;
-    if (!stream) return;
-    frames += 1;
-    answered.push(performance.now());
-    draw(answer);
-    readouts(roundTrip, answer.latency_ms);
-    panel.dataset.frames = frames;
-    panel.dataset.detected = Number(panel.dataset.detected || 0) + (answer.detected ? 1 : 0);
-  }
-
-  // Resolves when the video shows a frame it has not shown before (or, in older browsers, at the next paint).
-  function nextVideoFrame() {
-    return new Promise((resolve) =>
-      video.requestVideoFrameCallback ? video.requestVideoFrameCallback(() => resolve()) : requestAnimationFrame(resolve),
-    );
-  }
-
-  // One frame in flight at a time, the next one as soon as the answer is drawn and the video has moved on.
-  async function loop() {
-    while (stream) {
-      if (video.readyState >= 2 && video.videoWidth) {
-        try {
-          await sendFrame();
-        } catch (error) {
-          stop(`Stopped: ${error.message}`);
-          return;
-        }
-      }
-      await nextVideoFrame();
-    }
   }
 
   function stop(reason = "Camera off.") {
-    if (stream) stream.getTracks().forEach((track) => track.stop());
-    stream = null;
+    const closing = socket;
+    socket = null;
+    if (closing) closing.close(1000, "camera off");
+    if (camera) camera.getTracks().forEach((track) => track.stop());
+    camera = null;
     video.srcObject = null;
     message.textContent = reason;
     button.textContent = "Start camera";
@@ -126,20 +158,34 @@ export function startWebcam() {
       return;
     }
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+      socket = await openSocket();
     } catch (error) {
-      message.textContent = `No camera: ${error.message}`;
+      // The browser hides the handshake's answer: ask over HTTP whether the key is what is missing.
+      const check = await apiFetch("/api/stats", { cache: "no-store" });
+      message.textContent = check.status === 401 ? "This server needs an API key: enter it above." : `No stream: ${error.message}.`;
+      return;
+    }
+    socket.onclose = (event) => {
+      if (socket) stop(`The stream closed${event.reason ? `: ${event.reason}` : ` (${event.code})`}.`);
+    };
+    try {
+      camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    } catch (error) {
+      stop(`No camera: ${error.message}`);
       return;
     }
     stage.hidden = false;
-    video.srcObject = stream;
+    video.srcObject = camera;
     await video.play();
     button.textContent = "Stop camera";
     button.className = "stop";
-    message.textContent = "Tracking: each frame is sent as a JPEG, the nose drawn when its answer comes back.";
+    message.textContent = "Tracking: frames stream over a WebSocket; the ring is each frame's own nose, the dot the steady one.";
+    sentAt = new Map();
+    sent = 0;
     trail = [];
-    loop();
+    counts = { frames: 0, detected: 0, dropped: 0 };
+    onVideoFrame();
   }
 
-  button.addEventListener("click", () => (stream ? stop() : start()));
+  button.addEventListener("click", () => (camera ? stop() : start()));
 }
