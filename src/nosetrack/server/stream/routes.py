@@ -64,6 +64,8 @@ def _run_stream(state: ServerState, sock: socket.socket, request_id: str, held: 
             logger.exception("WS %s failed (request_id=%s)", STREAM_ROUTE, request_id)
             websocket.close(CloseReason.INTERNAL_ERROR, "The server failed; its log holds the details.")
             closed = Closed(CloseReason.INTERNAL_ERROR, "internal error")
+        finally:
+            websocket.abort()  # whatever the front end's keep-alive, this connection carries nothing more
     tally = session.tally
     logger.info(
         "WS %s closed %d %s: %d frames, %d answered, %d dropped, %d errors, %.1f s request_id=%s",

@@ -2,9 +2,11 @@
 
 The client sends frames as binary messages (JPEG, PNG, BMP) and, when it likes, a text message
 `{"timestamp": seconds, "options": {...}}` that gives the next frame's capture time and changes the tracker's
-options. One thread serves the socket: it reads what has arrived, keeps only the newest frame (the older ones
-are dropped and counted), runs it on a model leased from the worker's pool, reads again, and answers. The
-kernel's buffers and TCP flow control hold the client back while a frame runs, so nothing queues in memory.
+options. One thread serves the socket: it runs a frame on a model leased from the worker's pool, then takes
+everything the client sent meanwhile (a newer frame replaces the one that waits, which is dropped and counted
+in the next answer), and only then answers; an idle stream serves the first frame that completes. While a
+frame runs, the kernel's buffers and TCP flow control hold the client back, so nothing queues in memory: at
+most one frame waits, beside the one that runs.
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ class StreamSession:
             if messages is None:
                 return
             for message in messages:
-                drained += len(message.data) if isinstance(message, Binary) else 0
+                drained += len(message.data) if isinstance(message, Binary | Text) else 0
                 self._take(message)
 
     def _take(self, message: Incoming) -> None:
