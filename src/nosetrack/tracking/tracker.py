@@ -27,8 +27,11 @@ from .options import TrackerOptions
 # A spec model without boxes gives no face size; its noses are filtered as if faces were this share of the
 # image's short side.
 NOMINAL_FACE_SHARE = 0.25
-# Without boxes, a nose this far (in face sizes) from a track's last nose is another face.
+# A nose this far (in face sizes) from a track's last nose is another face.
 MAX_NOSE_JUMP = 0.5
+# Two faces in one frame whose boxes overlap more than this (intersection over union) are one face seen
+# twice; MediaPipe's tracking graph associates its regions with the same threshold.
+DUPLICATE_OVERLAP = 0.5
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,15 @@ class _Track:
         self.crop: RotatedCrop | None = None
         self.raw: Face | None = None
         self.last_seen = 0.0
+        self.velocity = np.zeros(2)  # of the raw nose, pixels per second
 
     def smooth(self, raw: Face, timestamp: float, nominal_size: float) -> Face:
         """`raw` through this face's filters; remembers it as the face's latest sighting."""
+        if self.raw is not None and timestamp > self.last_seen:
+            step = np.array([raw.nose_x - self.raw.nose_x, raw.nose_y - self.raw.nose_y])
+            self.velocity = step / (timestamp - self.last_seen)
         self.raw, self.last_seen = raw, timestamp
-        size = max(raw.box.width, raw.box.height) if raw.box else nominal_size
+        size = face_size(raw, nominal_size)
         nose = self.nose_filter(np.array([raw.nose_x, raw.nose_y]), timestamp, size)
         box = raw.box
         if box is not None:
@@ -106,6 +113,22 @@ class _Track:
             )
             box = Box(float(x), float(y), float(width), float(height))
         return replace(raw, nose_x=float(nose[0]), nose_y=float(nose[1]), box=box)
+
+    def crop_ahead(self, timestamp: float) -> RotatedCrop | None:
+        """The crop the last mesh implied, moved on at the face's last speed to where it should be now."""
+        if self.crop is None:
+            return None
+        shift = self.velocity * (timestamp - self.last_seen)
+        return replace(
+            self.crop, centre_x=self.crop.centre_x + shift[0], centre_y=self.crop.centre_y + shift[1]
+        )
+
+    def distance_from_expected(self, face: Face, timestamp: float) -> float:
+        """How far `face`'s nose is from where this face was heading (its last nose and speed)."""
+        if self.raw is None:
+            return 0.0
+        expected = np.array([self.raw.nose_x, self.raw.nose_y]) + self.velocity * (timestamp - self.last_seen)
+        return float(np.hypot(face.nose_x - expected[0], face.nose_y - expected[1]))
 
     def retune(self, options: TrackerOptions) -> None:
         for one_euro in (self.nose_filter, self.box_filter):
@@ -117,11 +140,32 @@ class _Track:
 
 
 def same_face(face: Face, other: Face, nominal_size: float) -> bool:
-    """Whether two sightings are one face: either's nose inside the other's box, or, without boxes, noses
-    closer than `MAX_NOSE_JUMP` face sizes."""
-    if face.box and other.box:
-        return face.box.contains(other.nose_x, other.nose_y) or other.box.contains(face.nose_x, face.nose_y)
-    return nose_distance(face, other) < MAX_NOSE_JUMP * nominal_size
+    """Whether two sightings are one face: noses closer than `MAX_NOSE_JUMP` times the larger face's size
+    (its box's longer side; `nominal_size` without boxes)."""
+    size = max(face_size(face, nominal_size), face_size(other, nominal_size))
+    return nose_distance(face, other) < MAX_NOSE_JUMP * size
+
+
+def face_size(face: Face, nominal_size: float) -> float:
+    return max(face.box.width, face.box.height) if face.box else nominal_size
+
+
+def seen_twice(face: Face, others: list[Face]) -> bool:
+    """Whether `face` is one of `others` seen again in the same frame (their boxes overlap that much)."""
+    return any(overlap(face.box, other.box) > DUPLICATE_OVERLAP for other in others if face.box and other.box)
+
+
+def square(crop: RotatedCrop) -> Box:
+    """The crop's square, unturned: enough to tell whether two crops hold the same face."""
+    return Box(crop.centre_x - crop.size / 2, crop.centre_y - crop.size / 2, crop.size, crop.size)
+
+
+def overlap(box: Box, other: Box) -> float:
+    """Intersection over union of two boxes."""
+    width = min(box.x + box.width, other.x + other.width) - max(box.x, other.x)
+    height = min(box.y + box.height, other.y + other.height) - max(box.y, other.y)
+    common = max(0.0, width) * max(0.0, height)
+    return common / (box.area + other.area - common) if common else 0.0
 
 
 def nose_distance(face: Face, other: Face) -> float:
@@ -206,47 +250,49 @@ class Tracker:
         """One mesh pass per tracked face; the detector when a face is lost, none is tracked, or it is due."""
         followed: list[tuple[_Track, MeshedFace]] = []
         for track in self._tracks:
-            meshed = model.mesh_on_crop(image, track.crop) if track.crop else None
+            crop = track.crop_ahead(timestamp)
+            meshed = model.mesh_on_crop(image, crop) if crop else None
             if meshed and meshed.presence >= MIN_MESH_SCORE:
                 followed.append((track, meshed))
             else:
                 track.crop = None
-        followed = self._without_duplicates(followed)
+        followed = self._without_duplicates(followed, timestamp)
         for track, meshed in followed:
             track.crop = meshed.next_crop
         sightings = [(track, meshed.face, True) for track, meshed in followed]
         if not followed or self._detection_due(timestamp):
             self._last_detection = (self._frames, timestamp)
-            found = self._found_anew(model, image, [meshed.face for _, meshed in followed])
+            found = self._found_anew(model, image, followed)
             return sightings + [(track, face, False) for track, face in found], True
         return sightings, False
 
     def _without_duplicates(
-        self, followed: list[tuple[_Track, MeshedFace]]
+        self, followed: list[tuple[_Track, MeshedFace]], timestamp: float
     ) -> list[tuple[_Track, MeshedFace]]:
         """Two tracks that came to follow one face (one face passed in front of the other): the face stays
-        with the track whose last sighting was nearest; the other track has lost its face."""
+        with the track it fits best (nearest to where that track was heading); the other has lost its face."""
         kept: list[tuple[_Track, MeshedFace]] = []
-        by_nearness = sorted(followed, key=lambda pair: nose_distance(pair[1].face, pair[0].raw))
-        for track, meshed in by_nearness:
-            if any(same_face(meshed.face, other.face, 0.0) for _, other in kept):
+        by_fit = sorted(followed, key=lambda pair: pair[0].distance_from_expected(pair[1].face, timestamp))
+        for track, meshed in by_fit:
+            if seen_twice(meshed.face, [other.face for _, other in kept]):
                 track.crop = None
             else:
                 kept.append((track, meshed))
         return kept
 
     def _found_anew(
-        self, model: CropTracking, image: np.ndarray, followed: list[Face]
+        self, model: CropTracking, image: np.ndarray, followed: list[tuple[_Track, MeshedFace]]
     ) -> list[tuple[_Track, Face]]:
         """Faces the detector finds that no track follows now, each with its track: a lost face found again
         near where it was keeps its id."""
         meshes: list[MeshedFace] = []
+        followed_crops = [square(meshed.next_crop) for _, meshed in followed]
         for crop in model.detect_crops(image):
-            if any(face.box and face.box.contains(crop.centre_x, crop.centre_y) for face in followed):
-                continue  # a face already followed, seen again by the detector
+            if any(overlap(square(crop), other) > DUPLICATE_OVERLAP for other in followed_crops):
+                continue  # a face already followed, seen again by the detector: no mesh needed
             meshed = model.mesh_on_crop(image, crop)
-            known = [*followed, *(m.face for m in meshes)]
-            if meshed.presence >= MIN_MESH_SCORE and not any(same_face(meshed.face, f, 0.0) for f in known):
+            known = [*(m.face for _, m in followed), *(m.face for m in meshes)]
+            if meshed.presence >= MIN_MESH_SCORE and not seen_twice(meshed.face, known):
                 meshes.append(meshed)
         lost = [track for track in self._tracks if track.crop is None]
         found = self._match([meshed.face for meshed in meshes], lost, 0.0)
