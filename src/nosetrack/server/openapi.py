@@ -42,6 +42,7 @@ RETRY_AFTER = {
 CLIENT_ERROR = json_response("The client's mistake: see error.code and error.message.", ref("Error"))
 OVERLOADED = json_response("Every model is busy and the queue is full.", ref("Error"), RETRY_AFTER)
 # Under /v2 the protocol's own error shape; paths that match no route keep the server's usual shape.
+TOO_MANY_STREAMS = json_response("This worker holds --max-streams streams.", ref("Error"), RETRY_AFTER)
 OIP_CLIENT_ERROR = json_response("The client's mistake.", {"anyOf": [ref("OipError"), ref("Error")]})
 OIP_OVERLOADED = json_response("Every model is busy and the queue is full.", ref("OipError"), RETRY_AFTER)
 PROTECTED = [{"bearerAuth": []}, {}]  # a key is needed only when the server was started with --api-key
@@ -350,6 +351,17 @@ def openapi_document() -> dict[str, Any]:
             "/v1/nose": prediction_operation(
                 "The raw image as the body, or either seed form, by Content-Type.",
                 {**any_image, **IMAGE_64_BODY, **IMAGE_BIN_BODY},
+            ),
+            "/v1/track": get_operation(
+                "A WebSocket stream (ws:// or wss://): binary frames in, the tracked answer of each frame "
+                "out, and JSON text messages for timestamps and options; docs/streaming.md has the messages.",
+                {
+                    "101": {"description": "Switching Protocols: the stream is open."},
+                    "4XX": CLIENT_ERROR,
+                    "503": TOO_MANY_STREAMS,
+                },
+                "nose",
+                protected=True,
             ),
             "/healthz": get_operation("Is the process alive?", {"200": status}, "health"),
             "/readyz": get_operation(
