@@ -65,23 +65,26 @@ def test_sigterm_under_load_answers_every_accepted_request(tmp_path, face_jpeg):
     assert max(answered_at) > signalled_at, "no request was in flight at SIGTERM"
 
 
-def test_sigterm_closes_open_streams_with_1001_and_exits_without_waiting_for_them(tmp_path, face_jpeg):
+def test_sigterm_closes_busy_streams_with_1001_and_exits_without_waiting_for_them(tmp_path, face_jpeg):
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     server = LiveServer(tmp_path, "--workers", "1", "--threads", "1", "--timeout", "30")
     url = server.url.replace("http://", "ws://") + "/v1/track"
+    signalled = []
     with connect(url, compression=None, max_size=None) as websocket:
-        websocket.send(face_jpeg)
-        websocket.recv(timeout=30)
-        signalled = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
+        for _ in range(4):  # more in flight than run and wait: the stream always has a frame waiting
+            websocket.send(face_jpeg)
+        stop = threading.Timer(1.0, lambda: (signalled.append(time.monotonic()), server.process.terminate()))
+        stop.start()
         try:
-            websocket.recv(timeout=10)
+            for _ in range(5000):
+                websocket.recv(timeout=10)
+                websocket.send(face_jpeg)
             raise AssertionError("the stream stayed open after SIGTERM")
         except ConnectionClosed as closed:
             assert (closed.rcvd.code, closed.rcvd.reason) == (1001, "The server is shutting down.")
     exit_code = server.process.wait(timeout=30)
     server.stop()
     assert exit_code == 0
-    assert time.monotonic() - signalled < 10, "the worker waited for the stream instead of closing it"
+    assert time.monotonic() - signalled[0] < 10, "the worker waited for the stream instead of closing it"

@@ -87,19 +87,19 @@ class StreamSession:
     def serve(self) -> Closed:
         """Run the stream; the close code and reason it ended with."""
         try:
-            while self._socket.open:
+            while self._socket.open and not self._state.closing.is_set():
                 if self._waiting is None and not self._wait_for_frame():
                     break
                 frame, self._waiting = self._waiting, None
                 reply = self._reply(frame)
                 self._drain()  # before answering: the client cannot yet have sent what the answer frees
                 self._send(reply)
+            if self._socket.open:
+                self._close_for_cause()
         except SendTimeout as error:
             logger.warning("WS /v1/track: %s Closing. request_id=%s", error, self._request_id)
             self._socket.abort()
             return Closed(CloseReason.ABNORMAL_CLOSURE, str(error))
-        if self._socket.open:
-            self._close_for_cause()
         return self._socket.closed or Closed(CloseReason.ABNORMAL_CLOSURE, "")
 
     def _close_for_cause(self) -> None:
