@@ -223,6 +223,21 @@ def test_an_idle_stream_is_told_and_closed(server, frame_jpeg):
     assert closed.value.rcvd.code == 4408
 
 
+@pytest.mark.slow
+def test_the_client_reports_a_stream_the_server_ended(server, frame_jpeg):
+    from nosetrack import Client
+    from nosetrack.client import ServerError
+
+    def frames_with_a_pause():
+        yield frame_jpeg
+        time.sleep(IDLE_SECONDS + 1)
+        yield frame_jpeg
+
+    with pytest.raises(ServerError) as ended:
+        list(Client(server.url).track(frames_with_a_pause()))
+    assert ended.value.status == 408
+
+
 def raw_stream(server: LiveServer, receive_buffer: int | None = None) -> socket.socket:
     """A bare TCP connection upgraded by hand, for clients no library would imitate."""
     sock = socket.socket()

@@ -140,8 +140,20 @@ class Client:
         changes the tracker's (see `nosetrack.TrackerOptions`). At most `in_flight` frames are sent ahead of
         their answers: two keep the server busy without ever making it drop a frame for a newer one, so
         every frame is answered; a frame the server could not use is answered with {"error": ..., "frame"}.
-        `ServerError` when the server refuses the stream or its options.
+        `ServerError` when the server refuses the stream or its options, or ends it early (4xx statuses
+        for its close codes 4xxx: 408 when the stream went idle).
         """
+        from websockets.exceptions import ConnectionClosed
+
+        websocket = self._open_stream(options)
+        try:
+            with websocket:
+                yield from self._exchange(websocket, frames, in_flight)
+        except ConnectionClosed as closed:
+            raise _closed_early(closed) from None
+
+    def _open_stream(self, options: dict[str, Any] | None):
+        """A WebSocket to WS /v1/track with `options` set; `ServerError` when either is refused."""
         from websockets.exceptions import InvalidStatus
         from websockets.sync.client import connect
 
@@ -158,25 +170,32 @@ class Client:
             )
         except InvalidStatus as refused:
             raise _refusal(refused) from None
-        with websocket:
-            if options:
-                websocket.send(json.dumps({"options": options}))
+        if options:
+            websocket.send(json.dumps({"options": options}))
+            try:
                 _raise_for_error(json.loads(websocket.recv(timeout=self.timeout)))
-            unanswered = 0
-            for frame in frames:
-                while unanswered >= in_flight:
-                    answer = self._next_answer(websocket)
-                    unanswered -= 1 + answer.get("dropped", 0)
-                    yield answer
-                data, timestamp = _frame_bytes(frame)
-                if timestamp is not None:
-                    websocket.send(json.dumps({"timestamp": timestamp}))
-                websocket.send(data)
-                unanswered += 1
-            while unanswered > 0:
+            except ServerError:
+                websocket.close()
+                raise
+        return websocket
+
+    def _exchange(self, websocket, frames: Iterable[StreamFrame], in_flight: int) -> Iterator[dict[str, Any]]:
+        """Send `frames`, at most `in_flight` ahead of their answers; yield the answers as they come."""
+        unanswered = 0
+        for frame in frames:
+            while unanswered >= in_flight:
                 answer = self._next_answer(websocket)
                 unanswered -= 1 + answer.get("dropped", 0)
                 yield answer
+            data, timestamp = _frame_bytes(frame)
+            if timestamp is not None:
+                websocket.send(json.dumps({"timestamp": timestamp}))
+            websocket.send(data)
+            unanswered += 1
+        while unanswered > 0:
+            answer = self._next_answer(websocket)
+            unanswered -= 1 + answer.get("dropped", 0)
+            yield answer
 
     def _next_answer(self, websocket) -> dict[str, Any]:
         """The next frame's answer (or its error); a message about anything else than a frame raises."""
@@ -214,6 +233,15 @@ def _raise_for_error(message: dict[str, Any]) -> None:
     if "error" in message:
         error = message["error"]
         raise ServerError(error.get("status", 400), error.get("code", "error"), error.get("message", ""))
+
+
+def _closed_early(closed: Any) -> ServerError:
+    """The server closed the stream before every frame was answered: 4xxx codes carry an HTTP status
+    (4408: idle), 1001 and 1013 are the server going away or busy."""
+    code = closed.rcvd.code if closed.rcvd else 1006
+    status = code - 4000 if 4000 <= code < 5000 else 503 if code in (1001, 1013) else 502
+    reason = closed.rcvd.reason if closed.rcvd else "the connection was lost"
+    return ServerError(status, "stream_closed", f"The server closed the stream ({code}): {reason}")
 
 
 def _refusal(refused: Any) -> ServerError:
