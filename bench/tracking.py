@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
@@ -174,9 +175,9 @@ def tune(model, photos: list) -> list[dict]:
     movings = [moving(photo, seed=n) for n, photo in enumerate(photos)]
     decoded_moving = [decoded(s)[0] for s in movings]
     rows = []
-    for min_cutoff in (0.5, 1.0, 1.5, 2.0, 3.0):
-        for beta in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
-            options = TrackerOptions(min_cutoff=min_cutoff, beta=beta)
+    for min_cutoff, beta, d_cutoff in itertools.product((0.5, 1.0, 2.0, 3.0), (1.0, 4.0, 16.0, 64.0), (1.0, 4.0)):
+        if True:
+            options = TrackerOptions(min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff)
             jitters = steadiness(model, stills, options)
             runs = [
                 timed_run(tracker_step(model, options), images, s.timestamps)
@@ -186,6 +187,7 @@ def tune(model, photos: list) -> list[dict]:
                 {
                     "min_cutoff": min_cutoff,
                     "beta": beta,
+                "d_cutoff": d_cutoff,
                     "jitter_ratio": float(
                         np.median(np.array(jitters["tracker smoothed"]) / np.array(jitters["tracker raw"]))
                     ),
