@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
@@ -169,42 +170,31 @@ def robustness(model, photos: list, background: np.ndarray) -> dict:
 
 
 def tune(model, photos: list) -> list[dict]:
-    """The filter grid on the tuning photos: jitter ratio on still sequences, lag and error on moving ones."""
+    """The filter grid on the tuning photos: jitter ratio on still sequences, lag and error on moving ones
+    (beside the raw nose's error, the floor that smoothing starts from)."""
     stills = [still(photo, seed=n) for n, photo in enumerate(photos)]
     movings = [moving(photo, seed=n) for n, photo in enumerate(photos)]
     decoded_moving = [decoded(s)[0] for s in movings]
     rows = []
-    for min_cutoff in (0.5, 1.0, 1.5, 2.0, 3.0):
-        for beta in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
-            options = TrackerOptions(min_cutoff=min_cutoff, beta=beta)
-            jitters = steadiness(model, stills, options)
-            runs = [
-                timed_run(tracker_step(model, options), images, s.timestamps)
-                for s, images in zip(movings, decoded_moving, strict=True)
-            ]
-            rows.append(
-                {
-                    "min_cutoff": min_cutoff,
-                    "beta": beta,
-                    "jitter_ratio": float(
-                        np.median(np.array(jitters["tracker smoothed"]) / np.array(jitters["tracker raw"]))
-                    ),
-                    "lag_frames": float(
-                        np.median(
-                            [metrics.lag_frames(s, r, True) for s, r in zip(movings, runs, strict=True)]
-                        )
-                    ),
-                    "lag_frames_max": float(
-                        np.max([metrics.lag_frames(s, r, True) for s, r in zip(movings, runs, strict=True)])
-                    ),
-                    "error_median_pct": float(
-                        np.median(
-                            np.concatenate([metrics.errors(s, r) for s, r in zip(movings, runs, strict=True)])
-                        )
-                    ),
-                }
-            )
-            print(rows[-1], flush=True)
+    for min_cutoff, beta, d_cutoff in itertools.product(
+        (0.5, 1.0, 2.0, 3.0), (1.0, 4.0, 16.0, 64.0), (1.0, 4.0)
+    ):
+        options = TrackerOptions(min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff)
+        jitters = steadiness(model, stills, options)
+        pairs = [
+            (s, timed_run(tracker_step(model, options), images, s.timestamps))
+            for s, images in zip(movings, decoded_moving, strict=True)
+        ]
+        lags = [metrics.lag_frames(s, r, True) for s, r in pairs]
+        row = {"min_cutoff": min_cutoff, "beta": beta, "d_cutoff": d_cutoff}
+        row["jitter_ratio"] = float(np.median(np.array(jitters["tracker smoothed"]) / jitters["tracker raw"]))
+        row["lag_frames"], row["lag_frames_max"] = float(np.median(lags)), float(np.max(lags))
+        row["error_median_pct"] = float(np.median(np.concatenate([metrics.errors(s, r) for s, r in pairs])))
+        row["raw_error_median_pct"] = float(
+            np.median(np.concatenate([metrics.errors(s, r, smoothed=False) for s, r in pairs]))
+        )
+        rows.append(row)
+        print(row, flush=True)
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Pictures of a prediction: every face's box and nose on the image (for video, also its id and raw nose)."""
+"""Pictures of a prediction: every face's box and nose drawn on the image."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .models.base import Prediction
 
 BOX_COLOUR = (80, 200, 80)
 NOSE_COLOUR = (40, 40, 230)
-RAW_NOSE_COLOUR = (40, 220, 240)
+RAW_NOSE_COLOUR = (230, 200, 40)
 
 
 def draw_prediction(
@@ -38,15 +38,24 @@ def draw_prediction(
 
 
 def draw_tracked(image: np.ndarray, answer: dict[str, Any]) -> np.ndarray:
-    """A copy of a video frame with its tracked answer drawn: `draw_prediction`'s boxes and smoothed noses,
-    each face's id above its box, and this frame's raw nose as a yellow ring around the smoothed one."""
+    """A copy of `image` with a tracked answer drawn: each face's box, its id, its raw nose (a ring) and its
+    smoothed nose (a dot)."""
     canvas = draw_prediction(image, prediction_from_answer(answer))
     thickness = max(1, round(max(image.shape[:2]) / 400))
     for face in answer["faces"]:
-        raw = (round(face["nose_raw"]["x"]), round(face["nose_raw"]["y"]))
-        cv2.circle(canvas, raw, 5 * thickness, RAW_NOSE_COLOUR, thickness, cv2.LINE_AA)
+        raw = face.get("nose_raw")
+        if raw:
+            cv2.circle(canvas, (round(raw["x"]), round(raw["y"])), 6 * thickness, RAW_NOSE_COLOUR, thickness)
         box = face.get("box")
-        corner = (round(box["x"]), round(box["y"]) - 4 * thickness) if box else raw
-        label = f"id {face['id']}"
-        cv2.putText(canvas, label, corner, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thickness, BOX_COLOUR, thickness)
+        if box and face.get("id") is not None:
+            corner = (round(box["x"]), max(12, round(box["y"]) - 4))
+            cv2.putText(
+                canvas,
+                f"#{face['id']}",
+                corner,
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.5 * thickness,
+                BOX_COLOUR,
+                thickness,
+            )
     return canvas

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import functools
 import json
 import sys
 import typing
@@ -80,22 +79,23 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--output", "-o", help="file to write (default: standard output)")
     predict.add_argument("--annotate", metavar="DIR", help="also write each image with its noses drawn")
     predict.add_argument("--api-key", help="Bearer key, when the server asks for one")
-    predict.add_argument(
-        "--ca-file", help="CA certificate (PEM) that signed an https:// server's certificate"
-    )
+    predict.add_argument("--ca-file", help=CA_FILE_HELP)
 
 
 def add_track_parser(commands: argparse._SubParsersAction) -> None:
-    track = commands.add_parser("track", help="track the faces of a video file or camera, frame by frame")
-    track.add_argument("video", help="a video file, or a camera's index (0)")
-    track.add_argument("--url", help="track on this server (WS /v1/track) instead of in process")
-    track.add_argument("--model", help="in process: the model (default: the built-in default)")
-    track.add_argument("--options", type=json.loads, help="tracker options as JSON, e.g. '{\"beta\": 0.5}'")
+    track = commands.add_parser("track", help="track the faces of a video file or camera (or on a server)")
+    track.add_argument("source", help="a video file, or a camera's index (0 for the first)")
+    track.add_argument("--output", "-o", help="noses.csv or noses.jsonl (default: CSV on standard output)")
+    track.add_argument("--format", choices=("csv", "jsonl"), help="default: from the output's extension")
+    track.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with each face drawn")
+    track.add_argument("--model", help="built-in model name, or a model file or spec")
     track.add_argument(
-        "--output", "-o", help="rows to write, .csv or .jsonl (default: CSV on standard output)"
+        "--min-cutoff", type=float, help="the filter's cutoff at rest, Hz (steadier when lower)"
     )
-    track.add_argument("--format", choices=("csv", "jsonl"), help="default: from --output's suffix, else csv")
-    track.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the faces drawn")
+    track.add_argument(
+        "--beta", type=float, help="how fast the filter opens with speed (less lag when higher)"
+    )
+    track.add_argument("--url", help="track on this server, over WS /v1/track, instead of in process")
     track.add_argument("--api-key", help="Bearer key, when the server asks for one")
     track.add_argument("--ca-file", help=CA_FILE_HELP)
 
@@ -207,57 +207,54 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# Frames with their timestamps in, each frame with its tracked answer out.
+Tracking = typing.Callable[[typing.Iterable], typing.Iterator]
+
+
+def local_tracking(model_name: str | None, options) -> Tracking:
+    from .answer import tracked_answer
+    from .models import load_model
+    from .tracking import Tracker
+
+    model, tracker = load_model(model_name), Tracker(options)
+    return lambda frames: ((image, tracked_answer(tracker.update(model, image, at))) for image, at in frames)
+
+
+def server_tracking(args: argparse.Namespace, changes: dict) -> Tracking:
+    from .client import Client
+    from .video import tracked_by_server
+
+    client = Client(args.url, api_key=args.api_key, ca_file=args.ca_file)
+    return lambda frames: tracked_by_server(frames, client, changes)
+
+
 def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .annotate import draw_tracked
-    from .client import Client, ServerError
+    from .client import ServerError
     from .tracking import TrackerOptions
-    from .video import TRACK_COLUMNS, AnnotatedVideo, VideoSource, answer_rows, track_in_process, with_frames
+    from .video import VideoSource, write_tracks
 
+    changes = {"min_cutoff": args.min_cutoff, "beta": args.beta}
+    changes = {key: value for key, value in changes.items() if value is not None}
     try:
-        TrackerOptions().with_changes(args.options or {})  # refused here, before any frame is read
-        source = VideoSource.open(args.video)
-        if args.url:
-            client = Client(args.url, api_key=args.api_key, ca_file=args.ca_file)
-            answers_for = functools.partial(client.track, options=args.options)
-        else:
-            from .models import load_model
-
-            answers_for = functools.partial(
-                track_in_process, model=load_model(args.model), options=args.options
-            )
-    except ValueError as error:  # the video, the model, or the options
+        options = TrackerOptions().with_changes(changes)  # refused here, even before a server is asked
+        source = VideoSource.open(args.source)
+        track = server_tracking(args, changes) if args.url else local_tracking(args.model, options)
+    except ValueError as error:
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2
+    frames = tqdm(source.frames(), total=source.frame_count, unit="frame", file=sys.stderr, disable=None)
     output_format = args.format or ("jsonl" if (args.output or "").endswith(".jsonl") else "csv")
-    annotated = AnnotatedVideo(args.annotate, source.fps) if args.annotate else None
-    frames = dropped = 0
     try:
-        with open_output(args.output) as output:
-            writer = csv.DictWriter(output, TRACK_COLUMNS) if output_format == "csv" else None
-            if writer:
-                writer.writeheader()
-            progress = tqdm(total=source.frame_count, unit="frame", file=sys.stderr, disable=None)
-            for frame, answer in with_frames(source.frames(), answers_for):
-                frames += 1
-                dropped += answer.get("dropped", 0)
-                for row in answer_rows(answer):
-                    if writer:
-                        writer.writerow(row)
-                    else:
-                        output.write(json.dumps(row) + "\n")
-                if annotated:
-                    annotated.write(draw_tracked(frame, answer) if "faces" in answer else frame)
-                progress.update(1 + answer.get("dropped", 0))
-            progress.close()
-    except (ServerError, ValueError, OSError) as error:
+        with (
+            open_output(args.output) as output,
+            contextlib.suppress(KeyboardInterrupt),
+        ):  # a camera runs until stopped
+            write_tracks(track(frames), output, output_format, args.annotate, source.fps)
+    except (ServerError, OSError) as error:  # the server refused or ended the stream, or was not there
         print(f"nosetrack: {error}", file=sys.stderr)
         return 1
-    finally:
-        if annotated:
-            annotated.close()
-    print(f"{frames} frames tracked, {dropped} dropped.", file=sys.stderr)
     return 0
 
 

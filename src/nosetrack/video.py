@@ -1,85 +1,109 @@
-"""`nosetrack track`'s engine: a video file or camera, frame by frame through the tracker (in process or on a
-server), out as one row per face per frame and, when asked, as a video with the faces drawn."""
+"""Video in and tracks out, for `nosetrack track`: frames with timestamps from a file or a camera, and the
+answers written as one row per face per frame (CSV or JSON Lines) and, optionally, as an annotated video.
+
+Everything here works on the wire answers (`answer.tracked_answer`), so the same writer serves frames tracked
+in process and frames tracked by a server (`tracked_by_server`, over WS /v1/track).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import cv2
 import numpy as np
 
-from .answer import tracked_answer
-from .tracking import TrackerOptions, track
+from .annotate import draw_tracked
 
-# A frame and its capture time in seconds.
-TimedFrame = tuple[np.ndarray, float]
+if TYPE_CHECKING:
+    from .client import Client
+
 TRACK_COLUMNS = (
-    *("frame", "timestamp", "id", "x", "y", "nose_x", "nose_y", "nose_raw_x", "nose_raw_y", "tracked"),
-    *("score", "box_x", "box_y", "box_width", "box_height", "error"),
+    "frame",
+    "timestamp",
+    "id",
+    "tracked",
+    "x",
+    "y",
+    "nose_x",
+    "nose_y",
+    "nose_raw_x",
+    "nose_raw_y",
+    "score",
+    "box_x",
+    "box_y",
+    "box_width",
+    "box_height",
 )
 
 
 @dataclass
 class VideoSource:
-    """Frames with their timestamps, from a file (its own clock) or a camera (the wall clock)."""
+    """An opened video file or camera: its frames per second and frame count when it knows them."""
 
     capture: cv2.VideoCapture
-    camera: bool
+    is_camera: bool
     fps: float
     frame_count: int | None
 
     @classmethod
     def open(cls, source: str) -> VideoSource:
-        """`source` is a video file, or a camera's index ("0")."""
-        camera = source.isdigit()
-        capture = cv2.VideoCapture(int(source) if camera else source)
+        """A video file, or a camera by its index ("0"); `ValueError` when it cannot be opened."""
+        is_camera = source.isdigit()
+        capture = cv2.VideoCapture(int(source) if is_camera else source)
         if not capture.isOpened():
-            raise ValueError(f"OpenCV cannot open {'camera' if camera else 'video'} {source}.")
+            raise ValueError(f"Cannot open {'camera' if is_camera else 'video'} {source}.")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        return cls(capture, camera, fps, count if count > 0 and not camera else None)
+        return cls(capture, is_camera, fps, count if count > 0 and not is_camera else None)
 
-    def frames(self) -> Iterator[TimedFrame]:
-        started, number = time.monotonic(), 0
+    def frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        """BGR frames with their timestamps in seconds: the file's own, or the clock's for a camera."""
+        started = time.monotonic()
+        number = 0
         try:
             while True:
-                ok, frame = self.capture.read()
+                ok, image = self.capture.read()
                 if not ok:
                     return
-                # A file's frames are timed by their place in it, so a slow server does not change them.
-                yield frame, (time.monotonic() - started) if self.camera else number / self.fps
+                if self.is_camera:
+                    timestamp = time.monotonic() - started
+                else:  # some containers give no position: fall back on the frame rate
+                    timestamp = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 or number / self.fps
+                yield image, timestamp
                 number += 1
         finally:
             self.capture.release()
 
 
-def track_in_process(
-    frames: Iterable[TimedFrame], model: Any, options: dict[str, Any] | None
-) -> Iterator[dict[str, Any]]:
-    """The answers the server would give, computed here (`nosetrack.track` on `model`)."""
-    tracker_options = TrackerOptions().with_changes(options or {})
-    for number, frame in enumerate(track(frames, model, tracker_options)):
-        yield {**tracked_answer(frame), "frame": number}
-
-
-def with_frames(
-    frames: Iterable[TimedFrame], answers_for: Callable[[Iterable[TimedFrame]], Iterator[dict[str, Any]]]
+def tracked_by_server(
+    frames: Iterable[tuple[np.ndarray, float]], client: Client, options: dict[str, Any] | None = None
 ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
-    """Each answer with the frame it is about: `answers_for` may run ahead of its answers (a server keeps two
-    frames in flight), so the frames not yet answered are kept, and a frame skipped unanswered is let go."""
+    """Each frame with the answer a server gave it (`client.track`, over WS /v1/track).
+
+    The client sends two frames ahead of their answers, so the frames not yet answered are kept here until
+    their answer comes; a frame the server skipped for a newer one is let go. `ServerError` for a frame the
+    server could not use (OpenCV's own frames, sent as JPEG, never are).
+    """
+    from .client import ServerError
+
     kept: deque[np.ndarray] = deque()
 
-    def remembered() -> Iterator[TimedFrame]:
-        for frame, timestamp in frames:
-            kept.append(frame)
-            yield frame, timestamp
+    def remembered() -> Iterator[tuple[np.ndarray, float]]:
+        for image, timestamp in frames:
+            kept.append(image)
+            yield image, timestamp
 
     first = 0
-    for answer in answers_for(remembered()):
+    for answer in client.track(remembered(), options=options):
+        if "error" in answer:
+            error = answer["error"]
+            raise ServerError(error["status"], error["code"], f"frame {error['frame']}: {error['message']}")
         while first < answer["frame"]:
             kept.popleft()
             first += 1
@@ -87,43 +111,64 @@ def with_frames(
         yield kept.popleft(), answer
 
 
-def answer_rows(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per face of a frame's answer (one row with only the frame's fields when it has none)."""
-    frame = {"frame": answer["frame"], "timestamp": answer.get("timestamp")}
-    if "error" in answer:
-        return [{**frame, "error": f"{answer['error']['code']}: {answer['error']['message']}"}]
+def face_rows(number: int, answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per face of a tracked answer: smoothed nose (normalized and pixels), raw nose, box."""
     rows = []
     for face in answer["faces"]:
         box = face.get("box") or {}
+        raw = face.get("nose_raw") or {}
         rows.append(
             {
-                **frame,
-                **{"id": face["id"], "x": face["x"], "y": face["y"]},
-                **{"nose_x": face["nose"]["x"], "nose_y": face["nose"]["y"]},
-                **{"nose_raw_x": face["nose_raw"]["x"], "nose_raw_y": face["nose_raw"]["y"]},
-                **{"tracked": face["tracked"], "score": face["score"]},
-                **{f"box_{key}": value for key, value in box.items()},
+                "frame": number,
+                "timestamp": answer.get("timestamp"),
+                "id": face.get("id"),
+                "tracked": face.get("tracked"),
+                "x": face["x"],
+                "y": face["y"],
+                "nose_x": face["nose"]["x"],
+                "nose_y": face["nose"]["y"],
+                "nose_raw_x": raw.get("x"),
+                "nose_raw_y": raw.get("y"),
+                "score": face.get("score"),
+                "box_x": box.get("x"),
+                "box_y": box.get("y"),
+                "box_width": box.get("width"),
+                "box_height": box.get("height"),
             }
         )
-    return rows or [frame]
+    return rows
 
 
-class AnnotatedVideo:
-    """An MP4 of the frames with their faces drawn, opened at the first frame (when its size is known)."""
-
-    def __init__(self, path: str, fps: float) -> None:
-        self._path = path
-        self._fps = fps
-        self._writer: cv2.VideoWriter | None = None
-
-    def write(self, drawn: np.ndarray) -> None:
-        if self._writer is None:
-            size = (drawn.shape[1], drawn.shape[0])
-            self._writer = cv2.VideoWriter(self._path, cv2.VideoWriter_fourcc(*"mp4v"), self._fps, size)
-            if not self._writer.isOpened():
-                raise ValueError(f"OpenCV cannot write the video {self._path}.")
-        self._writer.write(drawn)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+def write_tracks(
+    frames: Iterable[tuple[np.ndarray, dict[str, Any]]],
+    output: TextIO,
+    format: str = "csv",
+    annotate_path: str | None = None,
+    fps: float = 30.0,
+) -> int:
+    """Write each (frame, tracked answer) pair as rows, and drawn into `annotate_path` (an .mp4) when given.
+    Returns the number of frames written."""
+    writer = csv.DictWriter(output, TRACK_COLUMNS) if format == "csv" else None
+    if writer:
+        writer.writeheader()
+    video: cv2.VideoWriter | None = None
+    count = 0
+    try:
+        for number, (image, answer) in enumerate(frames):
+            for row in face_rows(answer.get("frame", number), answer):  # a server numbers its frames
+                if writer:
+                    writer.writerow(row)
+                else:
+                    output.write(json.dumps(row) + "\n")
+            if annotate_path:
+                if video is None:
+                    height, width = image.shape[:2]
+                    video = cv2.VideoWriter(
+                        annotate_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
+                    )
+                video.write(draw_tracked(image, answer))
+            count += 1
+    finally:
+        if video is not None:
+            video.release()
+    return count
