@@ -1,5 +1,5 @@
 """Makes docs/dashboard.png: `nosetrack serve --show-recent 8` under a minute of real traffic (photographs
-from ../shared/data, a few bad requests), a group photo in "Try it", and the fake webcam tracking a face.
+from ../shared/data, a few bad requests), a group photo in "Try it", and the fake webcam streaming a face.
 
     python docs/dashboard_screenshot.py [--seconds 45] [--output docs/dashboard.png]
 
@@ -79,7 +79,7 @@ def main() -> None:
             browser = launch_chromium(playwright, folder, face, device_scale_factor=1)
             page = browser.new_page()
             page.goto(server.url + "/")
-            # The webcam joins the traffic's last seconds, so the recent frames show both.
+            # The webcam joins the traffic's last seconds over its WebSocket, so the streams row moves too.
             time.sleep(max(0.0, args.seconds - 10))
             page.set_input_files("#try-file", str(group))
             page.wait_for_selector("#try-canvas:not([hidden])")
