@@ -30,7 +30,11 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         help="model instances per worker: predictions it runs at once (default 2; --threads is the old name)",
     )
     serve.add_argument(
-        "--model", help="built-in model name, or a model file or spec (see `nosetrack models`)"
+        "--model",
+        dest="models",
+        action="append",
+        help="built-in model name, model file, spec, or folder of specs (see `nosetrack models`); "
+        "repeatable: clients pick one by name, the first answers the rest (or NOSETRACK_MODELS=a,b)",
     )
     serve.add_argument(
         "--log-file", help="log file (default webserver.log; '' for none); rotate it with logrotate"
@@ -88,14 +92,14 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .models import load_model
+    from .models import check_unique_names, load_model, model_sources
     from .server.gunicorn import serve
 
     options = {k: v for k, v in vars(args).items() if k != "command"}
     try:
         settings = Settings.from_environment(**options)
-        # Load once here: a bad model or spec stops the start with one sentence, not in every worker.
-        load_model(settings.model)
+        # Load each once here: a bad model or spec stops the start with one sentence, not in every worker.
+        check_unique_names(load_model(source).info for source in model_sources(settings.models))
     except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,9 @@ class Settings:
     workers: int = 2
     # Model instances per worker: how many predictions one worker runs at once.
     model_instances: int = 2
-    model: str | None = None
+    # The models to serve: built-in names, model files, specs, or folders of specs. The first answers every
+    # route that names no model (the seed's among them). None given: the default built-in model.
+    models: tuple[str, ...] = ()
     log_file: str = "webserver.log"
     log_level: str = "INFO"
     max_body_bytes: int = 20 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""`nosetrack serve`: the app under gunicorn, one model pool per worker process."""
+"""`nosetrack serve`: the app under gunicorn, one pool per model in each worker process."""
 
 from __future__ import annotations
 
@@ -9,10 +9,18 @@ import tempfile
 from gunicorn.app.base import BaseApplication
 
 from ..config import Settings
+from ..models import model_sources
 from .dashboard.recent import RecentFrames
 
 # Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
 SPARE_THREADS = 2
+
+
+def worker_threads(settings: Settings) -> int:
+    """Threads a worker serves with: every model instance, the predictions that
+    may wait for one, and spare threads that refuse the excess quickly."""
+    instances = settings.model_instances * len(model_sources(settings.models))
+    return instances + settings.max_queue + SPARE_THREADS
 
 
 def _child_exit(server, worker) -> None:
@@ -36,12 +44,11 @@ class NosetrackServer(BaseApplication):
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "worker_class": "gthread",
-            # Models, predictions waiting for them, and spare threads that refuse the excess quickly.
-            "threads": s.model_instances + s.max_queue + SPARE_THREADS,
+            "threads": worker_threads(s),
             # A worker takes no more connections than it has threads, and closes each after its answer: the
             # next request waits in the kernel's queue for a worker with room. With keep-alive, a connection
             # stayed with the worker that first accepted it, and one worker could hold every client.
-            "worker_connections": s.model_instances + s.max_queue + SPARE_THREADS,
+            "worker_connections": worker_threads(s),
             "keepalive": 0,
             "timeout": s.timeout,
             "graceful_timeout": s.timeout,
