@@ -41,6 +41,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # How many recent predictions the dashboard may show as thumbnails; 0 (off) keeps pictures out of memory.
     show_recent: int = 0
+    # Port of the Open Inference Protocol's gRPC service, beside HTTP in every worker (0: off).
+    grpc_port: int = 0
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -1,4 +1,5 @@
-"""`nosetrack serve`: the app under gunicorn, one pool per model in each worker process."""
+"""`nosetrack serve`: the app under gunicorn, one pool per model in each worker process, and with
+--grpc-port the gRPC service in each worker too."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ SPARE_THREADS = 2
 
 
 def worker_threads(settings: Settings) -> int:
-    """Threads a worker serves with: every model instance, the predictions that
+    """Threads a worker serves with (HTTP's, and gRPC's apart): every model instance, the predictions that
     may wait for one, and spare threads that refuse the excess quickly."""
     instances = settings.model_instances * len(model_sources(settings.models))
     return instances + settings.max_queue + SPARE_THREADS
@@ -27,6 +28,27 @@ def _child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def _start_grpc(worker) -> None:
+    """With --grpc-port, each worker serves gRPC on that port too, from its own state (oip/grpc_service.py).
+    grpcio is imported here, after the fork: a gRPC runtime started in the master would not survive it."""
+    settings = worker.app.settings
+    if settings.grpc_port:
+        from .oip.grpc_service import start_grpc_server
+        from .state import server_state
+
+        state = server_state(worker.wsgi)
+        worker.grpc_server = start_grpc_server(
+            state, settings.host, settings.grpc_port, worker_threads(settings)
+        )
+
+
+def _stop_grpc(server, worker) -> None:
+    """Once HTTP has drained: the calls in progress get their answers, then the worker exits."""
+    grpc_server = getattr(worker, "grpc_server", None)
+    if grpc_server is not None:
+        grpc_server.stop(grace=worker.app.settings.timeout).wait()
 
 
 class NosetrackServer(BaseApplication):
@@ -54,6 +76,8 @@ class NosetrackServer(BaseApplication):
             "graceful_timeout": s.timeout,
             "preload_app": False,
             "child_exit": _child_exit,
+            "post_worker_init": _start_grpc,
+            "worker_exit": _stop_grpc,
         }.items():
             self.cfg.set(key, value)
 

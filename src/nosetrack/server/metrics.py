@@ -21,6 +21,7 @@ MONITORING_ROUTES = frozenset(
     {
         *("/", "/api/stats", "/api/recent", "/metrics", "/healthz", "/readyz", "/static/<path:filename>"),
         *("/openapi.json", "/docs", "/v2/health/live", "/v2/health/ready"),
+        *("/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady"),
     }
 )
 # The per-model histograms behind `ModelTotals`, by the field each fills.
