@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import threading
 
 import cv2
 import numpy as np
@@ -12,6 +13,11 @@ import pytest
 import tritonclient.http as triton
 from conftest import LiveServer, make_test_app
 from tritonclient.utils import InferenceServerException
+
+from nosetrack.config import Settings
+from nosetrack.models import load_model
+from nosetrack.pool import ModelPool
+from nosetrack.server.app import create_app
 
 MODEL = "nosetrack-facemesh"
 
@@ -235,3 +241,28 @@ def test_compressed_bodies_are_refused_with_415(client):
         f"/v2/models/{MODEL}/infer", data=b"\x1f\x8b", headers={"Content-Encoding": "gzip"}
     )
     assert response.status_code == 415 and "Content-Encoding" in response.get_json()["error"]
+
+
+class MeetingModel:
+    """The real model, but once `meeting` holds a barrier, each prediction waits at it for the others."""
+
+    def __init__(self, model, meeting: list[threading.Barrier]) -> None:
+        self._model = model
+        self._meeting = meeting
+        self.info = model.info
+
+    def predict(self, image):
+        for barrier in self._meeting:
+            barrier.wait(timeout=10)  # BrokenBarrierError when the batch runs one image at a time
+        return self._model.predict(image)
+
+
+def test_a_batch_runs_on_every_instance_of_the_model_at_once(face_jpeg, no_face_jpeg):
+    meeting: list[threading.Barrier] = []
+    pool = ModelPool(lambda: MeetingModel(load_model(), meeting), size=2)
+    client = create_app(Settings(log_file="", model_instances=2), pools=[pool]).test_client()
+    meeting.append(threading.Barrier(2))  # after the warm-up, which runs each instance alone
+    tensor, data = bytes_input(face_jpeg, no_face_jpeg, face_jpeg, no_face_jpeg)
+    answer = infer(client, {"inputs": [tensor], "outputs": [{"name": "DETECTED"}]}, data)
+    assert answer.status_code == 200
+    assert answer.get_json()["outputs"][0]["data"] == [True, False, True, False]

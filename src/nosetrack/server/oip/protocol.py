@@ -8,6 +8,7 @@ statistics (per model, from the server's own metrics, summed over every worker) 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -116,15 +117,27 @@ def repository_index(state: ServerState, ready_only: bool = False) -> list[dict[
 def predict_images(
     state: ServerState, pool: ModelPool, images: list[bytes | np.ndarray], route: str
 ) -> list[Prediction]:
-    """Run `pool`'s model on each image of a request in turn; the predictions reach the recent frames."""
-    predictions = []
-    for image in images:
-        if isinstance(image, bytes):
-            predicted = predict_encoded(state, pool, image)
-        else:
-            predicted = predict_decoded(state, pool, image)
-        predictions.append(predicted.prediction)
-        if state.recent.enabled:
-            details = {"route": route, "model": pool.info.name, "faces": len(predicted.prediction.faces)}
-            state.recent.add(predicted.image.pixels, predicted.prediction, details)
-    return predictions
+    """Run `pool`'s model on each image of a request, on as many of its instances at once as the batch can
+    use (each image admitted and leased like any other prediction: one after another, a batch took one core
+    however many instances stood idle). The predictions reach the recent frames in the batch's order."""
+
+    def predict(image: bytes | np.ndarray) -> tuple[Prediction, np.ndarray | None]:
+        predicted = (
+            predict_encoded(state, pool, image)
+            if isinstance(image, bytes)
+            else predict_decoded(state, pool, image)
+        )
+        # The decoded pixels are kept only for the recent frames: 16 large photos' would be hundreds of MB.
+        return predicted.prediction, predicted.image.pixels if state.recent.enabled else None
+
+    helpers = min(pool.size, len(images))
+    if helpers <= 1:
+        results = [predict(image) for image in images]
+    else:
+        with ThreadPoolExecutor(helpers, thread_name_prefix="batch") as executor:
+            results = list(executor.map(predict, images))
+    for prediction, pixels in results:
+        if pixels is not None:
+            details = {"route": route, "model": pool.info.name, "faces": len(prediction.faces)}
+            state.recent.add(pixels, prediction, details)
+    return [prediction for prediction, _ in results]
