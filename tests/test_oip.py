@@ -90,6 +90,24 @@ def test_tritonclient_sees_a_clear_error_for_a_non_image(triton_client):
         triton_client.infer(MODEL, [image])
 
 
+def test_tritonclient_reads_the_configuration_statistics_and_repository_index(triton_client, face_jpeg):
+    config = triton_client.get_model_config(MODEL)
+    assert (config["name"], config["max_batch_size"]) == (MODEL, 16)
+    assert config["input"] == [{"name": "IMAGE", "data_type": "TYPE_STRING", "dims": [1]}]
+
+    def count() -> int:
+        return triton_client.get_inference_statistics(MODEL)["model_stats"][0]["inference_count"]
+
+    before = count()
+    image = triton.InferInput("IMAGE", [2], "BYTES")
+    image.set_data_from_numpy(np.array([face_jpeg, face_jpeg], dtype=np.object_))
+    triton_client.infer(MODEL, [image])
+    assert count() == before + 2
+    assert [model["name"] for model in triton_client.get_inference_statistics()["model_stats"]] == [MODEL]
+    index = triton_client.get_model_repository_index()
+    assert index == [{"name": MODEL, "version": "mediapipe-0.10.21", "state": "READY"}]
+
+
 # The protocol in detail, against the in-process app.
 
 
