@@ -35,7 +35,7 @@ from servers import SYSTEMS, RunningServer, System, free_port
 
 BATCH = 16
 MODEL = "nosetrack-facemesh"
-CONCURRENT = 4  # clients in flight for the one-by-one paths that run concurrently
+CONCURRENT = 4  # requests in flight on the one-by-one paths that run concurrently
 
 
 @dataclass
@@ -99,6 +99,18 @@ def make_paths(url: str, grpc_port: int, jpegs: list[bytes]) -> dict[str, tuple[
     def grpc_one(jpeg: bytes) -> None:
         grpc_client.infer(MODEL, [bytes_tensor(triton_grpc, [jpeg], True)])
 
+    # A connection each, as separate client processes would have (channels in one process share one unless
+    # told not to): the kernel hands each new connection to one of the workers.
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    grpc_clients = [
+        triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}", channel_args=own_connection)
+        for _ in range(CONCURRENT)
+    ]
+
+    def grpc_quarter(index: int) -> None:
+        for jpeg in jpegs[index::CONCURRENT]:
+            grpc_clients[index].infer(MODEL, [bytes_tensor(triton_grpc, [jpeg], True)])
+
     return {
         "/v1/nose, one by one": (BATCH, lambda: [nose(jpeg) for jpeg in jpegs]),
         f"/v1/nose, {CONCURRENT} at a time": (BATCH, lambda: list(pool.map(fresh_nose, jpegs))),
@@ -108,6 +120,10 @@ def make_paths(url: str, grpc_port: int, jpegs: list[bytes]) -> dict[str, tuple[
         f"gRPC, one image per request, {CONCURRENT} at a time": (
             BATCH,
             lambda: list(pool.map(grpc_one, jpegs)),
+        ),
+        f"gRPC, one image per request, {CONCURRENT} clients": (
+            BATCH,
+            lambda: list(pool.map(grpc_quarter, range(CONCURRENT))),
         ),
     }
 

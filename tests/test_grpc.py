@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.grpc as triton
-from conftest import LiveServer, free_port, make_test_app
+from conftest import LiveServer, encode, free_port, make_test_app
 from tritonclient.grpc import model_config_pb2, service_pb2
 from tritonclient.utils import InferenceServerException
 
@@ -382,9 +384,39 @@ def test_a_live_server_answers_grpc_and_http_alike(live, face_jpeg):
 
 
 def test_grpc_calls_are_counted_in_the_live_metrics(live, face_jpeg):
-    for _ in range(4):  # a client each, so the kernel may hand them to either worker
-        with triton.InferenceServerClient(f"127.0.0.1:{live.grpc_port}") as client:
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]  # else one process's channels share one
+    for _ in range(4):  # a connection each, so the kernel may hand them to either worker
+        with triton.InferenceServerClient(
+            f"127.0.0.1:{live.grpc_port}", channel_args=own_connection
+        ) as client:
             client.infer(MODEL, [bytes_input(face_jpeg)])
     metrics = requests.get(live.url + "/metrics", timeout=10).text
     line = f'nosetrack_requests_total{{route="/{SERVICE}/ModelInfer",status="200"}}'
     assert any(row.startswith(line) and float(row.split()[-1]) >= 4 for row in metrics.splitlines())
+
+
+def images_predicted(url: str) -> float:
+    metrics = requests.get(url + "/metrics", timeout=10).text
+    prefix = f'nosetrack_prediction_seconds_count{{model="{MODEL}",outcome="success"}}'
+    return sum(float(row.split()[-1]) for row in metrics.splitlines() if row.startswith(prefix))
+
+
+def test_a_call_in_flight_at_sigterm_gets_its_answer(tmp_path, astronaut_bgr):
+    grpc_port = free_port()
+    server = LiveServer(tmp_path, "--workers", "1", "--threads", "1", "--grpc-port", str(grpc_port))
+    photo = encode(cv2.resize(astronaut_bgr, (2048, 2048)))  # 8 of them keep one model busy a while
+    try:
+        with (
+            ThreadPoolExecutor(1) as executor,
+            triton.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client,
+        ):
+            call = executor.submit(client.infer, MODEL, [bytes_input(*[photo] * 8)])
+            deadline = time.monotonic() + 60
+            while images_predicted(server.url) < 1 and time.monotonic() < deadline:  # the call is under way
+                time.sleep(0.02)
+            assert not call.done()
+            server.process.send_signal(signal.SIGTERM)
+            assert call.result(timeout=60).as_numpy("DETECTED").tolist() == [True] * 8
+        assert server.process.wait(timeout=60) == 0
+    finally:
+        server.stop()
