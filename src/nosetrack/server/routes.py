@@ -58,7 +58,7 @@ def image_binary() -> Response:
 @bp.post("/v1/nose")
 def nose() -> Response:
     """`?model=NAME` picks one of the server's models; the first answers without it."""
-    return predict_response(image_from_any(request), request.args.get("model"))
+    return predict_response(image_from_any(request), request.args.get("model") or None)
 
 
 @bp.get("/healthz")

@@ -71,7 +71,7 @@ def parameter_value(parameter: pb.InferParameter) -> Any:
 def infer_document(request: pb.ModelInferRequest) -> tuple[dict, bytes]:
     """A ModelInferRequest in the JSON form tensors.py reads, with its raw_input_contents as the binary data
     (the same bytes as HTTP's binary extension), so both fronts check a request the same way."""
-    inputs, binary = [], b""
+    inputs, raw = [], []
     if len(request.raw_input_contents) > len(request.inputs):
         raise ApiError(400, "invalid_infer_request", "raw_input_contents has more entries than inputs.")
     for index, tensor in enumerate(request.inputs):
@@ -82,8 +82,8 @@ def infer_document(request: pb.ModelInferRequest) -> tuple[dict, bytes]:
             "parameters": {key: parameter_value(value) for key, value in tensor.parameters.items()},
         }
         if index < len(request.raw_input_contents):
-            binary += request.raw_input_contents[index]
-            described["parameters"]["binary_data_size"] = len(request.raw_input_contents[index])
+            raw.append(request.raw_input_contents[index])
+            described["parameters"]["binary_data_size"] = len(raw[-1])
         elif tensor.contents.bytes_contents:
             described["data"] = list(tensor.contents.bytes_contents)
         elif tensor.contents.uint_contents:
@@ -102,7 +102,7 @@ def infer_document(request: pb.ModelInferRequest) -> tuple[dict, bytes]:
         "inputs": inputs,
         "outputs": [{"name": output.name} for output in request.outputs] or None,
     }
-    return document, binary
+    return document, b"".join(raw)  # one input, as the model takes: its bytes, not a copy
 
 
 class InferenceService:
