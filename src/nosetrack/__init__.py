@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .client import Client
     from .models import load_model
+    from .tracking import Tracker, TrackerOptions, track
 
 
 def __getattr__(name: str):
@@ -21,7 +22,11 @@ def __getattr__(name: str):
         from .models import load_model
 
         return load_model
+    if name in ("Tracker", "TrackerOptions", "track"):
+        from . import tracking
+
+        return getattr(tracking, name)
     raise AttributeError(f"module 'nosetrack' has no attribute {name!r}")
 
 
-__all__ = ["Client", "__version__", "load_model"]
+__all__ = ["Client", "Tracker", "TrackerOptions", "__version__", "load_model", "track"]

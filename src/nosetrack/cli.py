@@ -1,4 +1,4 @@
-"""The `nosetrack` command: serve, predict, eval, models."""
+"""The `nosetrack` command: serve, predict, track, eval, models."""
 
 from __future__ import annotations
 
@@ -85,6 +85,21 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--output", "-o", help="file to write (default: standard output)")
     predict.add_argument("--annotate", metavar="DIR", help="also write each image with its noses drawn")
     predict.add_argument("--api-key", help="Bearer key, when the server asks for one")
+
+
+def add_track_parser(commands: argparse._SubParsersAction) -> None:
+    track = commands.add_parser("track", help="track the faces of a video file or camera, in process")
+    track.add_argument("source", help="a video file, or a camera's index (0 for the first)")
+    track.add_argument("--output", "-o", help="noses.csv or noses.jsonl (default: CSV on standard output)")
+    track.add_argument("--format", choices=("csv", "jsonl"), help="default: from the output's extension")
+    track.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with each face drawn")
+    track.add_argument("--model", help="built-in model name, or a model file or spec")
+    track.add_argument(
+        "--min-cutoff", type=float, help="the filter's cutoff at rest, Hz (steadier when lower)"
+    )
+    track.add_argument(
+        "--beta", type=float, help="how fast the filter opens with speed (less lag when higher)"
+    )
 
 
 def add_eval_parser(commands: argparse._SubParsersAction) -> None:
@@ -208,6 +223,34 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_track(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .answer import tracked_answer
+    from .models import load_model
+    from .tracking import Tracker, TrackerOptions
+    from .video import VideoSource, write_tracks
+
+    try:
+        model = load_model(args.model)
+        changes = {"min_cutoff": args.min_cutoff, "beta": args.beta}
+        options = TrackerOptions().with_changes({k: v for k, v in changes.items() if v is not None})
+        source = VideoSource.open(args.source)
+    except ValueError as error:
+        print(f"nosetrack: {error}", file=sys.stderr)
+        return 2
+    tracker = Tracker(options)
+    frames = tqdm(source.frames(), total=source.frame_count, unit="frame", file=sys.stderr, disable=None)
+    answers = ((image, tracked_answer(tracker.update(model, image, at))) for image, at in frames)
+    output_format = args.format or ("jsonl" if (args.output or "").endswith(".jsonl") else "csv")
+    with (
+        open_output(args.output) as output,
+        contextlib.suppress(KeyboardInterrupt),
+    ):  # a camera runs until stopped
+        write_tracks(answers, output, output_format, args.annotate, source.fps)
+    return 0
+
+
 def report_evaluation(args: argparse.Namespace, predict_file) -> int:
     """Evaluate, print the figures, and write the contact sheet and JSON the flags ask for."""
     from .evaluation import contact_sheet, evaluate
@@ -265,13 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
     add_predict_parser(commands)
+    add_track_parser(commands)
     add_eval_parser(commands)
     models = commands.add_parser("models", help="list the built-in models, and check a user model's spec")
     models.add_argument("--model", help="a model file or spec to load, check and show")
     return parser
 
 
-HANDLERS = {"serve": run_serve, "predict": run_predict, "eval": run_eval, "models": run_models}
+HANDLERS = {
+    "serve": run_serve,
+    "predict": run_predict,
+    "track": run_track,
+    "eval": run_eval,
+    "models": run_models,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,6 +66,22 @@ def crops_differ(first: RotatedCrop, second: RotatedCrop, angle: float, shift: f
     return turn > angle or moved > shift or abs(np.log(second.size / first.size)) > shift
 
 
+def box_around(points: np.ndarray) -> Box:
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    return Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+@dataclass(frozen=True)
+class MeshedFace:
+    """One FaceMesh pass on a crop: the face, the network's confidence that a face is there (its presence
+    score), and the crop, levelled on the eyes, that this mesh implies for the next video frame."""
+
+    face: Face
+    presence: float
+    next_crop: RotatedCrop
+
+
 def distinct_faces(faces: list[Face]) -> list[Face]:
     """One nose per person: a face whose nose lies inside the box of a better-scored face is that face again,
     seen a second time (by another of the detector's views, or off-centre)."""
@@ -117,22 +133,35 @@ class NoseTracker:
                 break
             crop = better
             points, score = self._mesh.landmarks(image, crop)
-        nose = points[NOSE_TIP]
-        if self.options.mirror:
-            mirrored, _ = self._mesh.landmarks(image, crop, mirrored=True)
-            nose = (nose + mirrored[NOSE_TIP]) / 2.0
-        x0, y0 = points.min(axis=0)
-        x1, y1 = points.max(axis=0)
-        return Face(
-            float(nose[0]),
-            float(nose[1]),
-            score=float(detection.score),
-            box=Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
-        )
+        nose = self._mirror_averaged_nose(image, crop, points) if self.options.mirror else points[NOSE_TIP]
+        return Face(float(nose[0]), float(nose[1]), score=float(detection.score), box=box_around(points))
+
+    def _mirror_averaged_nose(self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray) -> np.ndarray:
+        mirrored, _ = self._mesh.landmarks(image, crop, mirrored=True)
+        return (points[NOSE_TIP] + mirrored[NOSE_TIP]) / 2.0
 
     def predict(self, image: np.ndarray) -> Prediction:
         height, width = image.shape[:2]
         faces = [self._face(image, detection) for detection in self._detector.detect(image)]
         return Prediction(
             width, height, sort_by_prominence(distinct_faces([f for f in faces if f is not None]))
+        )
+
+    # The steps a video tracker (nosetrack.tracking) takes instead of `predict`: detect only now and then,
+    # and follow each face with one FaceMesh pass on the crop its last mesh implies.
+
+    def detect_crops(self, image: np.ndarray) -> list[RotatedCrop]:
+        """A crop around every face the detector finds, as `predict` would start from."""
+        margin = self.options.crop_margin
+        return [crop_from_detection(detection, margin) for detection in self._detector.detect(image)]
+
+    def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
+        """One FaceMesh pass on `crop` (and, with `mirror`, one on the mirrored crop, averaged)."""
+        points, presence = self._mesh.landmarks(image, crop)
+        nose = self._mirror_averaged_nose(image, crop, points) if mirror else points[NOSE_TIP]
+        left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
+        return MeshedFace(
+            Face(float(nose[0]), float(nose[1]), score=presence, box=box_around(points)),
+            presence,
+            crop_around(points, left_eye, right_eye, self.options.crop_margin),
         )
