@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import errno
+import importlib.util
 import json
+import socket
 import sys
 import typing
 from collections.abc import Iterator
@@ -31,7 +34,11 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         help="model instances per worker: predictions it runs at once (default 2; --threads is the old name)",
     )
     serve.add_argument(
-        "--model", help="built-in model name, or a model file or spec (see `nosetrack models`)"
+        "--model",
+        dest="models",
+        action="append",
+        help="built-in model name, model file, spec, or folder of specs (see `nosetrack models`); "
+        "repeatable: clients pick one by name, the first answers the rest (or NOSETRACK_MODELS=a,b)",
     )
     serve.add_argument(
         "--log-file", help="log file (default webserver.log; '' for none); rotate it with logrotate"
@@ -60,6 +67,12 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--show-recent", type=int, metavar="N", help="show the last N predictions on the dashboard (0: off)"
+    )
+    serve.add_argument(
+        "--grpc-port",
+        type=int,
+        help="also serve the Open Inference Protocol over gRPC on this port (0: off, the default; needs "
+        "pip install 'nosetrack[grpc]')",
     )
     serve.add_argument("--max-streams", type=int, help="WebSocket streams per worker (default 8)")
     serve.add_argument(
@@ -123,17 +136,42 @@ def check_tls_files(settings: Settings) -> None:
             raise ValueError(f"--{name} {getattr(settings, name)}: no such file.")
 
 
+def grpc_problem(settings: Settings) -> str | None:
+    """Why --grpc-port cannot work, in one sentence; None when it can (or is off). Checked without importing
+    grpc: the workers import it after the fork."""
+    if not settings.grpc_port:
+        return None
+    if importlib.util.find_spec("grpc") is None:
+        return "--grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+    if settings.grpc_port == settings.port:
+        return f"--grpc-port {settings.grpc_port} is the HTTP port too: give gRPC a port of its own."
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.grpc_port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return (
+                    f"--grpc-port {settings.grpc_port} is already in use on {settings.host}: choose another."
+                )
+            return f"--grpc-port {settings.grpc_port} cannot be used on {settings.host}: {error.strerror}."
+    return None
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    from .models import load_model
+    from .models import check_unique_names, load_model, model_sources
     from .server.gunicorn import serve
 
     options = {k: v for k, v in vars(args).items() if k != "command"}
     try:
         settings = Settings.from_environment(**options)
         check_tls_files(settings)
-        # Load once here: a bad model or spec stops the start with one sentence, not in every worker.
-        load_model(settings.model)
-    except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number
+        problem = grpc_problem(settings)
+        if problem:
+            raise ValueError(problem)
+        # Load each once here: a bad model or spec stops the start with one sentence, not in every worker.
+        check_unique_names(load_model(source).info for source in model_sources(settings.models))
+    except ValueError as error:  # a ModelSpecError, a NOSETRACK_* value that is not a number, gRPC's, TLS's
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2
     serve(settings)

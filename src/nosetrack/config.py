@@ -16,7 +16,9 @@ class Settings:
     workers: int = 2
     # Model instances per worker: how many predictions one worker runs at once.
     model_instances: int = 2
-    model: str | None = None
+    # The models to serve: built-in names, model files, specs, or folders of specs. The first answers every
+    # route that names no model (the seed's among them). None given: the default built-in model.
+    models: tuple[str, ...] = ()
     log_file: str = "webserver.log"
     log_level: str = "INFO"
     max_body_bytes: int = 20 * 1024 * 1024
@@ -39,6 +41,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # How many recent predictions the dashboard may show as thumbnails; 0 (off) keeps pictures out of memory.
     show_recent: int = 0
+    # Port of the Open Inference Protocol's gRPC service, beside HTTP in every worker (0: off).
+    grpc_port: int = 0
     # WebSocket streams (WS /v1/track) one worker holds at once; more are refused with 503 before the upgrade.
     max_streams: int = 8
     # Seconds a stream may go without a frame before the server closes it.

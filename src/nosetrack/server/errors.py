@@ -46,21 +46,25 @@ def image_status(error: ImageError) -> int:
     return 422
 
 
+def client_failure(error: ApiError | ImageError | Overloaded) -> ApiError:
+    """The status, code and message a failure that is not our bug stands for, on HTTP and gRPC alike."""
+    if isinstance(error, ImageError):
+        return ApiError(image_status(error), error.code, str(error))
+    if isinstance(error, Overloaded):
+        return ApiError(503, "overloaded", f"{error} Retry shortly.", {"Retry-After": "1"})
+    return error
+
+
 def register_error_handlers(target: Flask | Blueprint, respond: ErrorResponder = error_response) -> None:
     """Answer every failure raised under `target` with the same status and code, in the body `respond` makes:
     nosetrack's own shape for the app, the Open Inference Protocol's for its /v2 blueprint."""
 
     @target.errorhandler(ApiError)
-    def api_error(error: ApiError) -> Response:
-        return respond(error.status, error.code, error.message, error.headers)
-
     @target.errorhandler(ImageError)
-    def image_error(error: ImageError) -> Response:
-        return respond(image_status(error), error.code, str(error), None)
-
     @target.errorhandler(Overloaded)
-    def overloaded(error: Overloaded) -> Response:
-        return respond(503, "overloaded", f"{error} Retry shortly.", {"Retry-After": "1"})
+    def client_error(error: ApiError | ImageError | Overloaded) -> Response:
+        failure = client_failure(error)
+        return respond(failure.status, failure.code, failure.message, failure.headers)
 
     @target.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

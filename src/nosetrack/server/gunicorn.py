@@ -1,4 +1,5 @@
-"""`nosetrack serve`: the app under gunicorn, one model pool per worker process."""
+"""`nosetrack serve`: the app under gunicorn, one pool per model in each worker process, and with
+--grpc-port the gRPC service in each worker too."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ import tempfile
 from gunicorn.app.base import BaseApplication
 
 from ..config import Settings
+from ..models import model_sources
 from .dashboard.recent import RecentFrames
 
 # Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
 SPARE_THREADS = 2
+
+
+def worker_threads(settings: Settings) -> int:
+    """Threads a worker serves with (HTTP's, and gRPC's apart): every model instance, the predictions that
+    may wait for one, and spare threads that refuse the excess quickly."""
+    instances = settings.model_instances * len(model_sources(settings.models))
+    return instances + settings.max_queue + SPARE_THREADS
 
 
 def _child_exit(server, worker) -> None:
@@ -22,7 +31,7 @@ def _child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def _post_worker_init(worker) -> None:
+def _close_streams_on_sigterm(worker) -> None:
     """On SIGTERM, tell the worker's streams to close (1001) before gunicorn waits for its connections:
     a stream, unlike a request, would otherwise hold its connection until the grace period ends."""
     from .state import server_state
@@ -36,6 +45,32 @@ def _post_worker_init(worker) -> None:
     signal.signal(signal.SIGTERM, close_streams_then_stop)
 
 
+def _start_grpc(worker) -> None:
+    """With --grpc-port, each worker serves gRPC on that port too, from its own state (oip/grpc_service.py).
+    grpcio is imported here, after the fork: a gRPC runtime started in the master would not survive it."""
+    settings = worker.app.settings
+    if settings.grpc_port:
+        from .oip.grpc_service import start_grpc_server
+        from .state import server_state
+
+        state = server_state(worker.wsgi)
+        worker.grpc_server = start_grpc_server(
+            state, settings.host, settings.grpc_port, worker_threads(settings)
+        )
+
+
+def _post_worker_init(worker) -> None:
+    _close_streams_on_sigterm(worker)
+    _start_grpc(worker)
+
+
+def _stop_grpc(server, worker) -> None:
+    """Once HTTP has drained: the calls in progress get their answers, then the worker exits."""
+    grpc_server = getattr(worker, "grpc_server", None)
+    if grpc_server is not None:
+        grpc_server.stop(grace=worker.app.settings.timeout).wait()
+
+
 class NosetrackServer(BaseApplication):
     """gunicorn's threaded workers; each worker loads its own models after the fork (no shared engines)."""
 
@@ -47,9 +82,8 @@ class NosetrackServer(BaseApplication):
 
     def load_config(self) -> None:
         s = self.settings
-        # Threads for the models, the predictions waiting for them, spare threads that refuse the excess
-        # quickly, and one per stream (a WebSocket holds its thread while it is open).
-        threads = s.model_instances + s.max_queue + SPARE_THREADS + s.max_streams
+        # HTTP's threads, and one per WebSocket stream (a stream holds its thread while it is open).
+        threads = worker_threads(s) + s.max_streams
         for key, value in {
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
@@ -65,6 +99,7 @@ class NosetrackServer(BaseApplication):
             "preload_app": False,
             "child_exit": _child_exit,
             "post_worker_init": _post_worker_init,
+            "worker_exit": _stop_grpc,
             "certfile": s.certfile,
             "keyfile": s.keyfile,
         }.items():

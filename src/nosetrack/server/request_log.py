@@ -17,9 +17,9 @@ from .state import server_state
 logger = logging.getLogger(LOGGER_NAME)
 
 
-def request_id() -> str:
-    """The client's X-Request-ID when it is a sane token, else a fresh one."""
-    given = request.headers.get("X-Request-ID", "")
+def request_id(given: str) -> str:
+    """The id a client sent (HTTP's X-Request-ID, gRPC's x-request-id) when it is a sane token, else a fresh
+    one."""
     if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
         return given
     return uuid.uuid4().hex
@@ -27,7 +27,7 @@ def request_id() -> str:
 
 def start_request() -> None:
     g.started = time.perf_counter()
-    g.request_id = request_id()
+    g.request_id = request_id(request.headers.get("X-Request-ID", ""))
 
 
 def init_app(app: Flask) -> None:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, request
 from wsproto.frame_protocol import CloseReason
 
 from ...logs import LOGGER_NAME
-from ...pool import Overloaded
+from ...pool import ModelPool, Overloaded
 from ..cors import same_or_allowed_origin
 from ..errors import ApiError
 from ..metrics import STREAM_ROUTE
@@ -36,6 +36,7 @@ def track() -> Response:
             "forbidden_origin",
             f"Pages from {origin} may not open streams here: start the server with --cors-origin {origin}.",
         )
+    pool = state.pool_for(request.args.get("model"))  # `?model=NAME`, as on /v1/nose
     sock = connected_socket(request.environ)
     held = ExitStack()
     try:
@@ -48,14 +49,16 @@ def track() -> Response:
             {"Retry-After": "1"},
         ) from None
     request_id = g.request_id
-    return Upgrade(headers, sock, lambda upgraded: _run_stream(state, upgraded, request_id, held))
+    return Upgrade(headers, sock, lambda upgraded: _run_stream(state, pool, upgraded, request_id, held))
 
 
-def _run_stream(state: ServerState, sock: socket.socket, request_id: str, held: ExitStack) -> None:
+def _run_stream(
+    state: ServerState, pool: ModelPool, sock: socket.socket, request_id: str, held: ExitStack
+) -> None:
     """Serve one stream to its end, log how it went, and free its place, whatever happens."""
     settings = state.settings
     websocket = WebSocket(sock, settings.max_body_bytes, MAX_TEXT_MESSAGE_CHARS, settings.body_timeout)
-    session = StreamSession(state, websocket, request_id)
+    session = StreamSession(state, pool, websocket, request_id)
     started = time.monotonic()
     with held, state.metrics.streams_open.track_inprogress():
         try:

@@ -24,7 +24,7 @@ from wsproto.frame_protocol import CloseReason
 from ...answer import tracked_answer
 from ...images import ImageError
 from ...logs import LOGGER_NAME
-from ...pool import Overloaded
+from ...pool import ModelPool, Overloaded
 from ...tracking import Tracker
 from ..errors import image_status
 from ..inference import track_encoded
@@ -69,8 +69,10 @@ class Tally:
 class StreamSession:
     """Serves one open WebSocket until the client leaves, idles, stops reading, or the worker stops."""
 
-    def __init__(self, state: ServerState, websocket: WebSocket, request_id: str) -> None:
+    def __init__(self, state: ServerState, pool: ModelPool, websocket: WebSocket, request_id: str) -> None:
+        """`pool`: the model the stream chose (`?model=`), whose instances its frames lease."""
         self._state = state
+        self._pool = pool
         self._settings = state.settings
         self._socket = websocket
         self._request_id = request_id
@@ -228,7 +230,7 @@ class StreamSession:
                 "Send a timestamp with every frame, or with none (the server then uses its receive time).",
             )
         try:
-            tracked = track_encoded(self._state, self._tracker, frame.data, timestamp)
+            tracked = track_encoded(self._state, self._pool, self._tracker, frame.data, timestamp)
         except ImageError as error:
             return self._frame_error(frame, image_status(error), error.code, str(error))
         except Overloaded as error:
@@ -241,7 +243,7 @@ class StreamSession:
             **tracked_answer(tracked.frame),
             "frame": frame.number,
             "dropped": self._dropped_since_answer,
-            "model": {"name": self._state.pool.info.name, "version": self._state.pool.info.version},
+            "model": {"name": self._pool.info.name, "version": self._pool.info.version},
             "latency_ms": latency * 1000.0,
         }
         self._dropped_since_answer = 0

@@ -26,7 +26,8 @@ function formatDuration(seconds) {
 
 function renderHeader(stats) {
   $("version").textContent = stats.version;
-  $("model").replaceChildren(`${stats.model.name} `, element("span", stats.model.version, "muted"));
+  const others = stats.models.length > 1 ? ` +${stats.models.length - 1} more` : "";
+  $("model").replaceChildren(`${stats.model.name} `, element("span", stats.model.version + others, "muted"));
   $("workers").textContent = stats.workers;
   $("model-instances").textContent = stats.model_instances;
   $("uptime").textContent = formatDuration(stats.uptime_s);
@@ -74,6 +75,28 @@ function renderStreams(streams) {
   $("streams-rate").textContent = streams.frames_per_s >= 10 ? streams.frames_per_s.toFixed(0) : streams.frames_per_s.toFixed(2);
   $("streams-p99").textContent = formatMs(streams.p99_ms);
   $("streams-dropped").textContent = streams.dropped_total;
+}
+
+function meanMs(duration) {
+  return duration.count ? formatMs((1000 * duration.seconds) / duration.count) : "–";
+}
+
+function renderModels(models, totals) {
+  const rows = models.map((model) => {
+    const row = element("tr");
+    const own = totals[model.name];
+    row.append(
+      element("td", model.name),
+      element("td", model.version, "muted"),
+      element("td", own.success.count, "num"),
+      element("td", own.fail.count, "num"),
+      element("td", meanMs(own.queue), "num"),
+      element("td", meanMs(own.decode), "num"),
+      element("td", meanMs(own.inference), "num"),
+    );
+    return row;
+  });
+  document.querySelector("#models tbody").replaceChildren(...rows);
 }
 
 // Which second the pointer is over, per chart (null: none).
@@ -133,6 +156,7 @@ export function startStats(onStats) {
       renderKpis(last);
       renderRoutes(last.requests);
       renderStreams(last.streams);
+      renderModels(last.models, last.model_totals);
       renderCharts(last.timeline.series);
       live.textContent = "live";
       live.className = "pill live";
