@@ -203,6 +203,15 @@ def test_two_streams_at_once_each_get_only_their_own_faces(server, frame_jpeg, o
         assert max(abs(x - expected[name]) for x in seen[name]) < 20
 
 
+def test_a_stream_may_name_its_model_and_an_unknown_one_is_refused_before_the_upgrade(server, frame_jpeg):
+    with connect(stream_url(server) + "?model=nosetrack-facemesh", compression=None) as websocket:
+        assert answer_to(websocket, frame_jpeg)["model"]["name"] == "nosetrack-facemesh"
+    with pytest.raises(InvalidStatus) as refused, connect(stream_url(server) + "?model=nope"):
+        pass
+    assert refused.value.response.status_code == 404
+    assert json.loads(refused.value.response.body)["error"]["code"] == "unknown_model"
+
+
 def test_plain_get_is_told_to_upgrade(server):
     response = requests.get(server.url + "/v1/track", timeout=10)
     assert response.status_code == 426
