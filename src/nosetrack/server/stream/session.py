@@ -35,8 +35,8 @@ logger = logging.getLogger(LOGGER_NAME)
 
 # How often a waiting session looks up from its socket to see whether the worker is shutting down.
 SHUTDOWN_POLL_SECONDS = 0.25
-# A drain stops after this many bytes even if the client keeps sending, so that a frame gets served.
-MAX_DRAIN_BYTES = 8 * 1024 * 1024
+# A drain stops after this many reads (256 kB each at most) though the client keeps sending: a frame runs.
+MAX_DRAIN_READS = 32
 MESSAGE_FIELDS = ("timestamp", "options")
 # Close codes beyond RFC 6455's: 4000 + the HTTP status, as many WebSocket APIs do.
 CLOSE_IDLE = 4408
@@ -137,13 +137,11 @@ class StreamSession:
         unread, self._unread = self._unread, []
         for message in unread:
             self._take(message)
-        drained = 0
-        while self._socket.open and drained < MAX_DRAIN_BYTES:
-            messages = self._socket.read(0)
+        for _ in range(MAX_DRAIN_READS):
+            messages = self._socket.read(0) if self._socket.open else None
             if messages is None:
                 return
             for message in messages:
-                drained += len(message.data) if isinstance(message, Binary | Text) else 0
                 self._take(message)
 
     def _take(self, message: Incoming) -> None:
