@@ -213,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"|{'-' * 42}|---:|---:|---:|---:|")
     results = {}
     for name, command, compression in CANDIDATES:
-        result = measure(command, compression, frame, args.frames)
+        try:
+            result = measure(command, compression, frame, args.frames)
+        except OSError as error:  # e.g. a gunicorn before 27 has no asgi worker
+            print(f"| {name:<40} | did not start: {error} |", flush=True)
+            continue
         results[name] = result
         print(
             f"| {name:<40} | {result['round_trip_p50_ms']:.2f} | {result['round_trip_p99_ms']:.2f} "
