@@ -2,10 +2,12 @@
 
 import csv
 import json
+from pathlib import Path
 
 import cv2
 import pytest
 from conftest import encode
+from PIL import Image
 
 from nosetrack import Client
 from nosetrack.cli import main
@@ -26,6 +28,19 @@ def image_folder(tmp_path, astronaut_bgr, no_face_jpeg):
 def test_find_images_searches_folders_recursively(image_folder):
     names = sorted(p.name for p in find_images([image_folder]))
     assert names == ["coffee.JPG", "face.jpg", "mirror.png"]
+
+
+def test_predict_command_takes_webp_and_gif_from_folders(live_server, tmp_path, astronaut_bgr):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    (folder / "face.webp").write_bytes(encode(astronaut_bgr, ".webp"))
+    rgb = Image.fromarray(cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB))
+    rgb.save(folder / "face.gif")
+    output = tmp_path / "noses.csv"
+    assert main(["predict", str(folder), "--url", live_server.url, "-o", str(output)]) == 0
+    rows = {Path(row["file"]).name: row for row in csv.DictReader(output.open())}
+    assert sorted(rows) == ["face.gif", "face.webp"]
+    assert all(row["detected"] == "True" for row in rows.values())
 
 
 @pytest.mark.parametrize("route", ["/v1/nose", "/image-bin", "/image-64"])

@@ -125,11 +125,10 @@ def write_annotated(path: Path, result: dict, folder: Path) -> None:
 
     from .annotate import draw_prediction
     from .answer import prediction_from_answer
+    from .images import read_image
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is not None:
-        drawn = draw_prediction(image, prediction_from_answer(result))
-        cv2.imwrite(str(folder / f"{path.stem}.annotated.jpg"), drawn)
+    drawn = draw_prediction(read_image(path), prediction_from_answer(result))
+    cv2.imwrite(str(folder / f"{path.stem}.annotated.jpg"), drawn)
 
 
 def open_output(path: str | None) -> typing.ContextManager[typing.TextIO]:

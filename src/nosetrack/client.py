@@ -11,10 +11,7 @@ from typing import Any
 
 import requests
 
-from .images import sniff_image_type
-
-# The types of the seed's client (imutils.paths.list_images) that the server decodes.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from .images import IMAGE_SUFFIXES, sniff_image_type
 
 
 class ServerError(RuntimeError):
