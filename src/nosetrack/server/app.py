@@ -17,7 +17,7 @@ from .cors import allow_cross_origin
 from .dashboard.recent import RecentFrames
 from .dashboard.views import STATIC_FOLDER, dashboard
 from .errors import register_error_handlers
-from .oip import oip
+from .oip import oip, oip_error
 from .openapi import docs
 from .routes import bp
 from .state import ServerState
@@ -43,7 +43,7 @@ def create_app(
     pool = pool or ModelPool(lambda: load_model(settings.model), settings.model_instances)
     state = ServerState(settings, pool, recent=recent or RecentFrames(settings.show_recent))
     app.extensions["nosetrack"] = state
-    register_error_handlers(app)
+    register_error_handlers(app, {oip.url_prefix: oip_error})
     for blueprint in (bp, dashboard, oip, docs):
         app.register_blueprint(blueprint)
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)

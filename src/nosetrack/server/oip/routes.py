@@ -1,7 +1,8 @@
 """The Open Inference Protocol v2 REST API (KServe, Triton) beside nosetrack's own, under /v2.
 
-Errors here have the protocol's shape, {"error": "message"}, with the same 4xx statuses as the rest of the
-server. Tensors are read and written by oip_tensors.py.
+Errors under /v2 have the protocol's shape, {"error": "message"} (`oip_error`, which the app's error handlers
+use for every path under /v2, unknown ones included), with the same 4xx statuses as the rest of the server.
+Tensors are read and written by tensors.py.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import json
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ... import __version__
+from ...images import SUPPORTED_FORMATS
 from ..auth import public
-from ..errors import ApiError, register_error_handlers
+from ..errors import ApiError
 from ..inference import predict_decoded, predict_encoded
 from ..state import ServerState, server_state
 from .tensors import INPUT_NAME, MAX_BATCH, OUTPUTS, encode_outputs, parse_infer_request
@@ -28,9 +30,6 @@ def oip_error(status: int, code: str, message: str, headers: dict[str, str] | No
     response.status_code = status
     response.headers.update(headers or {})
     return response
-
-
-register_error_handlers(oip, oip_error)
 
 
 def served_model(name: str, version: str | None = None) -> ServerState:
@@ -87,7 +86,7 @@ def model_metadata(name: str, version: str | None = None) -> Response:
             ],
             "parameters": {
                 "max_batch_size": MAX_BATCH,
-                "input_forms": "IMAGE is BYTES [N] (encoded JPEG/PNG/BMP; base64 strings in JSON) or "
+                "input_forms": f"IMAGE is BYTES [N] (encoded {SUPPORTED_FORMATS}; base64 strings in JSON) or "
                 "UINT8 [N, H, W, 3] (RGB, or BGR with the input parameter color_order)",
             },
         }

@@ -2,7 +2,7 @@
 
 The body is JSON, optionally followed by raw tensor bytes (the binary tensor data extension, whose JSON
 length comes in the Inference-Header-Content-Length header). The one input, IMAGE, is either
-  - BYTES [N]: N encoded JPEG/PNG/BMP images (binary: 4-byte little-endian length, then the bytes;
+  - BYTES [N]: N encoded JPEG/PNG/BMP/WebP/GIF images (binary: 4-byte little-endian length, then the bytes;
     JSON: base64 strings, since JSON strings cannot hold raw bytes), or
   - UINT8 [N, H, W, 3] or [H, W, 3]: pixels, RGB unless the input's parameters say "color_order": "BGR".
 Nothing here knows Flask: bad input raises ApiError, and the blueprint in oip.py turns it into an answer.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import struct
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 
 from ...models import Prediction
 from ..errors import ApiError
+from ..json_body import InvalidJson, load_json
 
 INPUT_NAME = "IMAGE"
 MAX_BATCH = 16
@@ -65,9 +65,11 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
             )
         json_part, binary = body[:length], body[length:]
     try:
-        document = json.loads(json_part)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request('The body must be JSON like {"inputs": [{"name": "IMAGE", ...}]}.') from None
+        document = load_json(json_part)
+    except InvalidJson as error:
+        raise bad_request(
+            f'The body must be JSON like {{"inputs": [{{"name": "IMAGE", ...}}]}}: {error}.'
+        ) from None
     if not isinstance(document, dict):
         raise bad_request("The inference request must be a JSON object.")
     return document, binary
