@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engines import open_engine
-from .base import Box, Face, ModelInfo, Prediction, sort_by_prominence
+from .base import Box, Face, ImageInput, ModelInfo, Prediction, bgr_pixels, sort_by_prominence
 from .blazeface import FULL_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detection, DetectorViews
 from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, NOSE_TIP, FaceMesh
 from .geometry import RotatedCrop, crop_around
@@ -130,7 +130,8 @@ class NoseTracker:
             box=Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
         )
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    def predict(self, image: ImageInput) -> Prediction:
+        image = bgr_pixels(image)
         height, width = image.shape[:2]
         faces = [self._face(image, detection) for detection in self._detector.detect(image)]
         return Prediction(
