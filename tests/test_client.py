@@ -1,5 +1,6 @@
 """The Python client and `nosetrack predict`, against a real server."""
 
+import asyncio
 import csv
 import json
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 from conftest import encode
 from PIL import Image
 
-from nosetrack import Client
+from nosetrack import AsyncClient, Client
 from nosetrack.cli import main
 from nosetrack.client import ServerError, find_images
 
@@ -88,3 +89,51 @@ def test_predict_command_writes_json_lines_and_fails_on_bad_files(live_server, i
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert records[0]["detected"] is True
     assert "415" in records[1]["error"]
+
+
+def test_client_adds_the_missing_scheme(live_server, image_folder):
+    client = Client(f"127.0.0.1:{live_server.port}/")
+    assert client.url == live_server.url
+    assert client.predict(image_folder / "face.jpg")["detected"]
+
+
+def run_async(coroutine):
+    return asyncio.run(coroutine)
+
+
+@pytest.mark.parametrize("route", ["/v1/nose", "/image-bin", "/image-64"])
+def test_async_client_gives_the_same_answer_as_client(live_server, image_folder, route):
+    async def ask():
+        async with AsyncClient(live_server.url) as client:
+            return await client.predict(image_folder / "face.jpg", route=route)
+
+    expected = Client(live_server.url).predict(image_folder / "face.jpg", route=route)
+    answer = run_async(ask())
+    assert (answer["x"], answer["y"], answer["faces"]) == (expected["x"], expected["y"], expected["faces"])
+
+
+def test_async_client_raises_the_servers_error(live_server, image_folder):
+    async def ask():
+        async with AsyncClient(live_server.url) as client:
+            return await client.predict(image_folder / "notes.txt")
+
+    with pytest.raises(ServerError) as caught:
+        run_async(ask())
+    assert (caught.value.status, caught.value.code) == (415, "unsupported_image_type")
+
+
+def test_async_predict_many_reports_each_file_in_order(live_server, image_folder):
+    paths = [*find_images([image_folder]), image_folder / "missing.jpg"]
+
+    async def ask():
+        async with AsyncClient(live_server.url) as client:
+            return [
+                outcome async for outcome in client.predict_many(paths, concurrency=2)
+            ], await client.version()
+
+    outcomes, version = run_async(ask())
+    assert [o.path for o in outcomes] == paths
+    by_name = {o.path.name: o for o in outcomes}
+    assert by_name["face.jpg"].result["detected"] and by_name["coffee.JPG"].result["detected"] is False
+    assert "No such file" in by_name["missing.jpg"].error
+    assert version["model"]["name"] == "nosetrack-facemesh"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .async_client import AsyncClient
     from .client import Client
     from .models import load_model
 
@@ -17,6 +18,10 @@ def __getattr__(name: str):
         from .client import Client
 
         return Client
+    if name == "AsyncClient":
+        from .async_client import AsyncClient
+
+        return AsyncClient
     if name == "load_model":
         from .models import load_model
 
@@ -24,4 +29,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'nosetrack' has no attribute {name!r}")
 
 
-__all__ = ["Client", "__version__", "load_model"]
+__all__ = ["AsyncClient", "Client", "__version__", "load_model"]

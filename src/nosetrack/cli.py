@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import csv
 import json
+import os
 import sys
 import typing
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ from pathlib import Path
 
 from . import __version__
 from .config import Settings
+
+if typing.TYPE_CHECKING:
+    from .client import Client
 
 CSV_COLUMNS = ("file", "detected", "x", "y", "nose_x", "nose_y", "score", "faces", "latency_ms", "error")
 
@@ -89,14 +93,15 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     from .models import load_model
-    from .server.gunicorn import serve
+    from .server.gunicorn import CannotListen, check_address, serve
 
     options = {k: v for k, v in vars(args).items() if k != "command"}
     try:
         settings = Settings.from_environment(**options)
+        check_address(settings.host, settings.port)
         # Load once here: a bad model or spec stops the start with one sentence, not in every worker.
         load_model(settings.model)
-    except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number
+    except (ValueError, CannotListen) as error:  # a ModelSpecError, a NOSETRACK_* value, a taken port
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2
     serve(settings)
@@ -136,6 +141,23 @@ def open_output(path: str | None) -> typing.ContextManager[typing.TextIO]:
     return open(path, "w", newline="") if path else contextlib.nullcontext(sys.stdout)
 
 
+def server_problem(client: Client) -> str | None:
+    """One sentence when no nosetrack server answers at the client's address (asked once, before hundreds of
+    files each fail with the same long exception); None when one does."""
+    import requests
+
+    try:
+        client.version()
+    except requests.ConnectionError:
+        return (
+            f"nothing answers at {client.url}: start a server with `nosetrack serve`, "
+            "or give its address with --url."
+        )
+    except requests.RequestException as error:
+        return f"{client.url} does not answer like a nosetrack server ({error})."
+    return None
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -149,6 +171,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if annotate_dir:
         annotate_dir.mkdir(parents=True, exist_ok=True)
     client = Client(args.url, api_key=args.api_key)
+    problem = server_problem(client)
+    if problem:
+        print(f"nosetrack: {problem}", file=sys.stderr)
+        return 2
     failures = 0
     with open_output(args.output) as output:
         writer = csv.DictWriter(output, CSV_COLUMNS) if args.format == "csv" else None
@@ -237,7 +263,15 @@ HANDLERS = {"serve": run_serve, "predict": run_predict, "eval": run_eval, "model
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return HANDLERS[args.command](args)
+    try:
+        code = HANDLERS[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return code
+    except BrokenPipeError:
+        # Whoever read the output has gone (`nosetrack predict photos/ | head`): stop quietly, as `cat` does.
+        # Standard output goes to /dev/null, so that Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program a closed pipe stopped
 
 
 if __name__ == "__main__":
