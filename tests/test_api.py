@@ -186,7 +186,9 @@ def test_body_over_the_limit_names_the_limit_and_its_flag(pool, face_jpeg):
     assert f"at most {limit}" in message and "--max-body-bytes" in message
 
 
-@pytest.mark.parametrize("content_type", [None, "application/octet-stream"])
+@pytest.mark.parametrize(
+    "content_type", [None, "application/octet-stream", "application/x-www-form-urlencoded"]
+)
 @pytest.mark.parametrize("extension", [".jpg", ".png", ".bmp", ".webp"])
 def test_v1_nose_sniffs_an_untyped_image(client, astronaut_bgr, content_type, extension):
     # requests.post(url, data=open(path, "rb")) sends no Content-Type at all.

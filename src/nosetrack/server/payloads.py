@@ -14,8 +14,9 @@ from .json_body import InvalidJson, load_json
 
 _DATA_URL_PREFIX = re.compile(r"^data:[\w/+.-]*;base64,")
 _HEADER_BLOCK_END = b"\r\n\r\n"
-# Bodies whose Content-Type is missing or says nothing: the bytes say what they are.
-_UNTYPED = ("", "application/octet-stream")
+# Bodies whose Content-Type is missing or says nothing, the bytes say what they are: requests sends none for
+# `data=open(path, "rb")`, and curl's --data-binary sends application/x-www-form-urlencoded.
+_UNTYPED = ("", "application/octet-stream", "application/x-www-form-urlencoded")
 
 
 def image_from_json(request: Request) -> bytes:
@@ -115,8 +116,8 @@ def image_from_form(request: Request) -> bytes:
 
 
 def image_from_any(request: Request) -> bytes:
-    """/v1/nose takes the raw image, or either of the seed's forms, by Content-Type; with none (or
-    application/octet-stream, as `requests.post(url, data=open(path, "rb"))` sends) it looks at the bytes."""
+    """/v1/nose takes the raw image, or either of the seed's forms, by Content-Type; with none that says
+    what the body is, it looks at the bytes."""
     if request.mimetype in SUPPORTED_TYPES:
         return request.get_data(cache=False)
     if request.mimetype in _UNTYPED:
