@@ -1,3 +1,5 @@
+import hashlib
+
 import cv2
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from nosetrack.answer import prediction_answer
 from nosetrack.evaluation import evaluate
 from nosetrack.images import decode_image
 from nosetrack.models import load_model
+from nosetrack.models.nose_tracker import WEIGHTS_DIR, WEIGHTS_SHA256
 from nosetrack.predictor import predict_bytes
 
 
@@ -116,3 +119,10 @@ def test_predict_takes_grey_and_bgra_pixels(model, astronaut_bgr):
 def test_predict_says_what_it_takes(model, image, message):
     with pytest.raises((TypeError, ValueError), match=message):
         model.predict(image)
+
+
+def test_the_weights_are_mediapipes_byte_for_byte():
+    shipped = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in WEIGHTS_DIR.glob("*.tflite")
+    }
+    assert shipped == WEIGHTS_SHA256

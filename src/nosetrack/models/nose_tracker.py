@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +13,15 @@ from .blazeface import FULL_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detectio
 from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, NOSE_TIP, FaceMesh
 from .geometry import RotatedCrop, crop_around
 
-WEIGHTS_PACKAGE = "mediapipe"
-WEIGHTS_VERSION = "0.10.21"
+# MediaPipe's BlazeFace and FaceMesh, the .tflite files of the PyPI wheel mediapipe==0.10.21 (Apache-2.0),
+# shipped inside nosetrack byte for byte: mediapipe itself would bring 700 MB of jax, scipy and matplotlib.
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS_SOURCE = "mediapipe-0.10.21"
+WEIGHTS_SHA256 = {
+    "face_detection_short_range.tflite": "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    "face_detection_full_range_sparse.tflite": "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",  # noqa: E501
+    "face_landmark.tflite": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+}
 MIN_MESH_SCORE = 0.5
 
 
@@ -39,17 +45,6 @@ class NoseTrackerOptions:
     refine_above: tuple[float, float] = (float(np.radians(5.0)), 0.1)
     # Average the nose tip with the one found on the mirrored crop (one more FaceMesh run per face).
     mirror: bool = True
-
-
-def mediapipe_modules_dir() -> Path:
-    """Where the mediapipe wheel keeps its .tflite files, found without importing mediapipe (and jax)."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            f"The built-in model's weights come with the PyPI package {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}; "
-            f"install it: pip install '{WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}'"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "modules"
 
 
 def crop_from_detection(detection: Detection, margin: float) -> RotatedCrop:
@@ -83,19 +78,14 @@ class NoseTracker:
         self, options: NoseTrackerOptions | None = None, engine_threads: int = 1, name: str = "facemesh"
     ) -> None:
         self.options = options = options or NoseTrackerOptions()
-        modules = mediapipe_modules_dir()
-        detector_engine = open_engine(
-            modules / "face_detection" / options.detector.file_name, threads=engine_threads
-        )
+        detector_engine = open_engine(WEIGHTS_DIR / options.detector.file_name, threads=engine_threads)
         self._detector = BlazeFaceDetector(
             detector_engine, options.detector, options.views, min_score=options.min_detection_score
         )
-        self._mesh = FaceMesh(
-            open_engine(modules / "face_landmark" / "face_landmark.tflite", threads=engine_threads)
-        )
+        self._mesh = FaceMesh(open_engine(WEIGHTS_DIR / "face_landmark.tflite", threads=engine_threads))
         self.info = ModelInfo(
             name=f"nosetrack-{name}",
-            version=f"{WEIGHTS_PACKAGE}-{WEIGHTS_VERSION}",
+            version=WEIGHTS_SOURCE,
             description="MediaPipe BlazeFace detector + FaceMesh landmark 4 (nose tip), under LiteRT",
             details={
                 "engine": "litert",
