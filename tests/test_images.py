@@ -202,3 +202,9 @@ def test_png_colour_profile_gives_no_libpng_warning(capfd, astronaut_bgr):
     assert "libpng warning: iCCP" in capfd.readouterr().err  # the warning this test is about
     assert np.array_equal(decode_image(with_profile), astronaut_bgr)
     assert "libpng" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("data", [b"GIF89a", b"GIF89a\x10\x00", b"RIFF\x00\x00\x00\x00WEBPVP8 "])
+def test_gif_and_webp_cut_inside_their_headers_are_refused(data):
+    with pytest.raises(ImageError, match="header"):
+        decode_image(data)

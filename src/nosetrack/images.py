@@ -90,6 +90,8 @@ def _webp_size(data: bytes) -> tuple[int, int]:
 
 def _gif_size(data: bytes) -> tuple[int, int]:
     """The logical screen, grown to the first frame when that frame reaches past it (decoders grow it too)."""
+    if len(data) < 13:
+        raise ImageError("The GIF has no valid header.")
     width, height, flags = struct.unpack("<HHB", data[6:11])
     position = 13 + (3 << ((flags & 0x07) + 1) if flags & 0x80 else 0)  # after the global colour table
     while position < len(data) and data[position] == 0x21:  # extensions: label, then sized sub-blocks
