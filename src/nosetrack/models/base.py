@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from ..images import decode_image, read_image
+from ..images import UNLIMITED_PIXELS, decode_image, read_image
 
 # What `Model.predict` takes: BGR pixels (as cv2.imread gives them), an image file's bytes, or its path.
 ImageInput = np.ndarray | bytes | str | os.PathLike
@@ -110,7 +110,7 @@ def bgr_pixels(image: ImageInput) -> np.ndarray:
     if isinstance(image, str | os.PathLike):
         return read_image(image)
     if isinstance(image, bytes | bytearray | memoryview):
-        return decode_image(bytes(image))
+        return decode_image(bytes(image), UNLIMITED_PIXELS)  # in process: the caller's own image
     if not isinstance(image, np.ndarray):
         raise TypeError(
             f"predict takes BGR pixels (a numpy array, as cv2.imread gives), an image file's bytes or its "
