@@ -14,6 +14,7 @@ from .json_body import InvalidJson, load_json
 
 _DATA_URL_PREFIX = re.compile(r"^data:[\w/+.-]*;base64,")
 _HEADER_BLOCK_END = b"\r\n\r\n"
+_JSON_OBJECT_START = re.compile(rb"\s*\{")
 # Bodies whose Content-Type is missing or says nothing, the bytes say what they are: requests sends none for
 # `data=open(path, "rb")`, and curl's --data-binary sends application/x-www-form-urlencoded.
 _UNTYPED = ("", "application/octet-stream", "application/x-www-form-urlencoded")
@@ -122,13 +123,14 @@ def image_from_any(request: Request) -> bytes:
         return request.get_data(cache=False)
     if request.mimetype in _UNTYPED:
         body = request.get_data(cache=False)
-        looks_like_json = sniff_image_type(body) is None and body.lstrip()[:1] == b"{"
+        looks_like_json = sniff_image_type(body) is None and _JSON_OBJECT_START.match(body) is not None
         return image_from_json_body(body) if looks_like_json else body
     if request.mimetype == "application/json":
         return image_from_json(request)
     if request.mimetype == "multipart/form-data":
         return image_from_form(request)
-    accepted = ", ".join((*SUPPORTED_TYPES, "application/json", "multipart/form-data", *_UNTYPED[1:]))
+    named_untyped = [media_type for media_type in _UNTYPED if media_type]
+    accepted = ", ".join((*SUPPORTED_TYPES, "application/json", "multipart/form-data", *named_untyped))
     raise ApiError(
         415,
         "unsupported_media_type",
