@@ -24,7 +24,10 @@ class CannotListen(OSError):
 def check_address(host: str, port: int) -> None:
     """Bind and release the address once, so a taken port is one clear sentence at once (gunicorn would try it
     five times over four seconds, with an [ERROR] line each time, then exit)."""
-    family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise CannotListen(f"Cannot listen on {host}: {error.strerror}.") from None
     with socket.socket(family, kind, protocol) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
         try:
