@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import csv
 import json
+import os
 import sys
 import typing
 from collections.abc import Iterator
@@ -60,6 +61,16 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--show-recent", type=int, metavar="N", help="show the last N predictions on the dashboard (0: off)"
     )
+    cluster = serve.add_argument_group("on a Ray cluster (pip install 'nosetrack[ray]'; docs/scale-out.md)")
+    cluster.add_argument(
+        "--ray", action="store_true", help="deploy on a running cluster, or a local one started here"
+    )
+    cluster.add_argument("--address", help="the Ray cluster to join (default: this machine's, if any)")
+    cluster.add_argument("--min-replicas", type=int, help="replicas kept even when idle (default 1)")
+    cluster.add_argument(
+        "--max-replicas", type=int, help="replicas under load (default: as many as the cluster's CPUs hold)"
+    )
+    cluster.add_argument("--cpus-per-replica", type=float, help="CPUs reserved per replica (default 1)")
 
 
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:
@@ -89,17 +100,30 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     from .models import load_model
-    from .server.gunicorn import serve
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "ray", "address")}
     try:
-        settings = Settings.from_environment(**options)
+        if args.ray:
+            from .cluster.deployment import cluster_settings
+            from .cluster.launch import serve_on_ray
+
+            settings = cluster_settings(os.environ, **options)
+        else:
+            settings = Settings.from_environment(**options)
         # Load once here: a bad model or spec stops the start with one sentence, not in every worker.
         load_model(settings.model)
+    except ImportError as error:
+        print(f"nosetrack: --ray needs Ray Serve ({error}): pip install 'nosetrack[ray]'", file=sys.stderr)
+        return 2
     except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2
-    serve(settings)
+    if args.ray:
+        serve_on_ray(settings, args.address)
+    else:
+        from .server.gunicorn import serve
+
+        serve(settings)
     return 0
 
 
