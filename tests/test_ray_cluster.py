@@ -19,18 +19,18 @@ from conftest import encode, free_port
 pytest.importorskip("ray.serve")
 pytest.importorskip("a2wsgi")
 
-import ray  # noqa: E402
-from ray import serve  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
-from ray.serve.context import _get_global_client  # noqa: E402
+import ray
+from ray import serve
+from ray.cluster_utils import Cluster
+from ray.serve.context import _get_global_client
 
-from nosetrack.answer import prediction_answer  # noqa: E402
-from nosetrack.cluster.deployment import application  # noqa: E402
-from nosetrack.config import Settings  # noqa: E402
-from nosetrack.models import load_model  # noqa: E402
-from nosetrack.pool import ModelPool  # noqa: E402
-from nosetrack.predictor import predict_bytes  # noqa: E402
-from nosetrack.server.app import create_app  # noqa: E402
+from nosetrack.answer import prediction_answer
+from nosetrack.cluster.deployment import application
+from nosetrack.config import Settings
+from nosetrack.models import load_model
+from nosetrack.pool import ModelPool
+from nosetrack.predictor import predict_bytes
+from nosetrack.server.app import create_app
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +153,8 @@ def test_bad_requests_get_the_one_machine_status_error_and_headers(cluster_url, 
         where = f"{method} {path} {headers.get('Content-Type')} ({len(body)} bytes)"
         assert response.status_code == expected.status_code, where
         assert 400 <= response.status_code < 500, where
-        assert response.json() == with_request_id(expected.get_json(), response.headers["X-Request-ID"]), where
+        request_id = response.headers["X-Request-ID"]
+        assert response.json() == with_request_id(expected.get_json(), request_id), where
         assert response.headers.get("WWW-Authenticate") == expected.headers.get("WWW-Authenticate"), where
         assert methods(response.headers) == methods(expected.headers), where
 
