@@ -28,15 +28,26 @@ from run import machine, measure_system
 from servers import System
 
 ROUTE, SIZE = "/image-bin", "640x480"
-SYSTEMS = [
-    System("nosetrack", "nosetrack serve (defaults: 2 workers x 2 models)"),
-    System("nosetrack", "Ray, 1 replica x 1 model, 1 CPU", ("--ray", "--min-replicas", "1", "--max-replicas", "1",
-                                                            "--model-instances", "1")),
-    System("nosetrack", "Ray, 2 replicas x 1 model, 1 CPU each", ("--ray", "--min-replicas", "2",
-                                                                  "--max-replicas", "2", "--model-instances", "1")),
-    System("nosetrack", "Ray, 1 replica x 2 models, 1 CPU", ("--ray", "--min-replicas", "1", "--max-replicas", "1",
-                                                             "--model-instances", "2")),
-]  # fmt: skip
+# Ray's experimental HAProxy front end (Ray 2.60): requests go straight to the replicas' own HTTP servers, not
+# through the Python proxy and a handle call. Its stats and metrics ports (8404, 9101) listen on all
+# interfaces.
+HAPROXY = {"RAY_SERVE_ENABLE_HA_PROXY": "1"}
+
+
+def on_ray(replicas: int, models: int, note: str = "") -> System:
+    flags = ("--ray", "--min-replicas", str(replicas), "--max-replicas", str(replicas))
+    label = f"Ray, {replicas} replica(s) x {models} model(s), 1 CPU each{note}"
+    return System("nosetrack", label, (*flags, "--model-instances", str(models)))
+
+
+# (system, environment it runs in)
+SYSTEMS: list[tuple[System, dict[str, str]]] = [
+    (System("nosetrack", "nosetrack serve (defaults: 2 workers x 2 models)"), {}),
+    (on_ray(1, 1), {}),
+    (on_ray(2, 1), {}),
+    (on_ray(1, 2), {}),
+    (on_ray(2, 1, ", HAProxy"), HAPROXY),
+]
 SHIPPING_CALLS = 200
 
 
@@ -98,9 +109,14 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     info = {"machine": machine(), "commit": commit, "note": args.note, "seconds_per_run": seconds, "rows": []}
-    for system in SYSTEMS[:2] if args.quick else SYSTEMS:
+    for system, environment in SYSTEMS[:2] if args.quick else SYSTEMS:
         print(system.label, flush=True)
-        info["rows"] += measure_system(system, plan, bodies, seconds, raw, None)
+        os.environ.update(environment)
+        try:
+            info["rows"] += measure_system(system, plan, bodies, seconds, raw, None)
+        finally:
+            for name in environment:
+                del os.environ[name]
     print("Serve handle call: encoded image against pixels", flush=True)
     info["shipping"] = handle_shipping_cost(photos[0].read_bytes(), SHIPPING_CALLS)
     info["machine"]["load_average_at_end"] = os.getloadavg()
@@ -119,9 +135,10 @@ def report(info: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in info["rows"]:
+        answers = row["req_s"] * info["seconds_per_run"]
         lines.append(
-            f"| {row['label']} | {row['clients']} | {row['req_s']:.1f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
-            f"| {row['error_kinds']['status']} of {row['req_s'] * info['seconds_per_run']:.0f} "
+            f"| {row['label']} | {row['clients']} | {row['req_s']:.1f} | {row['p50_ms']:.1f} "
+            f"| {row['p99_ms']:.1f} | {row['error_kinds']['status']} of {answers:.0f} "
             f"| {row['cpu_ms_per_request']:.1f} |"
         )
     shipping = info["shipping"]
@@ -131,9 +148,8 @@ def report(info: dict) -> str:
         "|---|---:|---:|---:|",
     ]
     for name, figures in shipping.items():
-        lines.append(
-            f"| {name} | {figures['bytes']} | {figures['ms_per_call']:.2f} | {figures['cpu_ms_per_call']:.2f} |"
-        )
+        ms, cpu_ms = figures["ms_per_call"], figures["cpu_ms_per_call"]
+        lines.append(f"| {name} | {figures['bytes']} | {ms:.2f} | {cpu_ms:.2f} |")
     return "\n".join(lines) + "\n"
 
 
