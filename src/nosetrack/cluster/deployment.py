@@ -85,6 +85,8 @@ def deployment_options(settings: Settings) -> dict:
         "backpressure_config": BackpressureConfig(status_code=503, retry_after_s=RETRY_AFTER_SECONDS),
         # A new model or version starts its replicas beside the old ones, which serve until they are ready.
         "max_surge_percent": 100,
+        # The app logs every request with Serve's request id; Serve's own access line would say it again.
+        "logging_config": {"enable_access_log": False},
     }
     max_replicas = settings.max_replicas or replicas_the_cluster_holds(settings)
     if settings.min_replicas >= max_replicas:
