@@ -7,10 +7,12 @@ Slow (about a minute: the cluster, two replicas loading their models); skipped w
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import struct
 import threading
+import time
 
 import pytest
 import requests
@@ -22,10 +24,11 @@ pytest.importorskip("a2wsgi")
 import ray
 from ray import serve
 from ray.cluster_utils import Cluster
+from ray.serve.config import AutoscalingConfig
 from ray.serve.context import _get_global_client
 
 from nosetrack.answer import prediction_answer
-from nosetrack.cluster.deployment import application
+from nosetrack.cluster.deployment import NosetrackReplica, application, deployment_options
 from nosetrack.config import Settings
 from nosetrack.models import load_model
 from nosetrack.pool import ModelPool
@@ -53,22 +56,48 @@ PHOTOS = 6
 TIMEOUT = 60
 
 
-@pytest.fixture(scope="module")
-def cluster_url():
-    """The application on a head node and a second node, each with 1 CPU; Serve's proxy on the head."""
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address)
+class TwoNodeCluster:
+    """A head and a second node, each with 1 CPU, Serve's proxy on the head, and one application at a time."""
+
+    def __init__(self) -> None:
+        self.cluster = Cluster(
+            initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+        )
+        self.second_node = self.cluster.add_node(num_cpus=1)
+        self.cluster.wait_for_nodes()
+        ray.init(address=self.cluster.address)
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
-        serve.run(application(SETTINGS), name="nosetrack", route_prefix="/")
-        yield f"http://127.0.0.1:{port}"
-    finally:
+        self.url = f"http://127.0.0.1:{port}"
+        self.deployed: str | None = None
+
+    def deploy(self, name: str, app) -> str:
+        """Run `app` unless it (by `name`) is what runs already; the URL it answers on."""
+        if self.deployed != name:
+            self.deployed = None
+            serve.run(app, name="nosetrack", route_prefix="/")
+            self.deployed = name
+        return self.url
+
+    def shutdown(self) -> None:
         serve.shutdown()
         ray.shutdown()
-        cluster.shutdown()
+        self.cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    started = TwoNodeCluster()
+    try:
+        yield started
+    finally:
+        started.shutdown()
+
+
+@pytest.fixture
+def cluster_url(cluster):
+    """The application of SETTINGS: 2 replicas of 1 CPU, so one on each node."""
+    return cluster.deploy("two replicas", application(SETTINGS))
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +259,94 @@ def test_a_burst_beyond_the_replicas_gets_503_with_retry_after_not_a_queue(clust
             assert answer.json()["error"]["code"] == "overloaded"
         else:
             assert answer.json()["detected"] is True
+
+
+def replica_count() -> int:
+    return len(replica_nodes())
+
+
+def wait_until(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
+        time.sleep(0.5)
+
+
+class BoundedLoad:
+    """`clients` threads that post `body` until stopped (each request with its own deadline), keeping every
+    answer as (status, headers, JSON or text)."""
+
+    def __init__(self, url: str, body: bytes, clients: int) -> None:
+        self.answers: list[tuple[int, dict, object]] = []
+        self._stop = threading.Event()
+        self._request = {"data": body, "headers": {**AUTH, "Content-Type": "image/jpeg"}, "timeout": TIMEOUT}
+        self._threads = [
+            threading.Thread(target=self._post_until_stopped, args=(url,)) for _ in range(clients)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _post_until_stopped(self, url: str) -> None:
+        while not self._stop.is_set():
+            response = requests.post(url + "/v1/nose", **self._request)
+            try:
+                content = response.json()
+            except ValueError:
+                content = response.text
+            self.answers.append((response.status_code, dict(response.headers), content))
+
+    def stop(self) -> list[tuple[int, dict, object]]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=TIMEOUT + 5)
+        assert not any(thread.is_alive() for thread in self._threads), "a request hung past its deadline"
+        return self.answers
+
+
+def test_replicas_scale_from_one_to_two_under_load_and_back_when_idle(cluster, face_jpeg):
+    settings = dataclasses.replace(SETTINGS, min_replicas=1, max_replicas=2)
+    # Serve's defaults wait 30 s to scale up and 10 minutes to scale down; the test cannot wait that long.
+    quick = AutoscalingConfig(
+        min_replicas=1,
+        max_replicas=2,
+        target_ongoing_requests=settings.model_instances,
+        metrics_interval_s=0.5,
+        look_back_period_s=1.0,
+        upscale_delay_s=0.5,
+        downscale_delay_s=2.0,
+    )
+    options = {**deployment_options(settings), "autoscaling_config": quick}
+    app = serve.deployment(NosetrackReplica, name="nosetrack", **options).bind(settings)
+    url = cluster.deploy("autoscaled", app)
+    assert replica_count() == 1
+    load = BoundedLoad(url, face_jpeg, clients=4)
+    try:
+        wait_until(lambda: replica_count() == 2, 45, "a second replica under load")
+    finally:
+        answers = load.stop()
+    assert {status for status, _, _ in answers} <= {200, 503}
+    wait_until(lambda: replica_count() == 1, 45, "back to one replica when idle")
+
+
+def test_losing_a_node_under_load_costs_no_hang_and_no_wrong_answer_and_it_rejoins(cluster, face_jpeg, model):
+    url = cluster.deploy("two replicas", application(SETTINGS))
+    wait_until(lambda: replica_count() == 2, 30, "two replicas")
+    expected = prediction_answer(predict_bytes(model, face_jpeg))
+    load = BoundedLoad(url, face_jpeg, clients=3)
+    try:
+        time.sleep(1.0)
+        cluster.cluster.remove_node(cluster.second_node)
+        wait_until(lambda: replica_count() == 1, 30, "the lost node's replica gone")
+        served_before = len(load.answers)
+        wait_until(lambda: any(s == 200 for s, _, _ in load.answers[served_before:]), 30, "service resumed")
+    finally:
+        answers = load.stop()
+    for status, _headers, content in answers:
+        if status == 200:
+            assert without_per_request(content) | {"model": None} == expected | {"model": None}
+        else:
+            assert status in (503, 504), (status, content)
+    cluster.second_node = cluster.cluster.add_node(num_cpus=1)
+    wait_until(lambda: len(set(replica_nodes())) == 2, 60, "a replica on the rejoined node")
+    response = requests.post(url + "/v1/nose", data=face_jpeg, headers={**AUTH, "Content-Type": "image/jpeg"})
+    assert response.status_code == 200

@@ -41,7 +41,9 @@ def serve_on_ray(settings: Settings, address: str | None) -> None:
     stopped. A cluster that was already running keeps running; only this application is deleted."""
     started_here = connect(address)
     try:
-        serve.start(http_options={"host": settings.host, "port": settings.port})
+        # The proxy bounds each whole request, body included, as gunicorn's `timeout` does on one machine.
+        http = {"host": settings.host, "port": settings.port, "request_timeout_s": settings.timeout}
+        serve.start(http_options=http)
         serve.run(application(settings), name=APP_NAME, route_prefix="/")
         try:
             print(f"nosetrack on Ray: http://{settings.host}:{settings.port} (Ctrl-C to stop)", flush=True)
