@@ -72,3 +72,19 @@ def test_equal_min_and_max_give_a_fixed_count_and_otherwise_autoscale_on_request
         4,
         2,
     )
+
+
+def test_serve_ray_flags_become_the_settings_the_replicas_get(monkeypatch):
+    from nosetrack import cli
+    from nosetrack.cluster import launch
+
+    deployed = {}
+    monkeypatch.setattr(
+        launch, "serve_on_ray", lambda settings, address: deployed.update(s=settings, a=address)
+    )
+    monkeypatch.delenv("NOSETRACK_LOG_FILE", raising=False)
+    flags = ["serve", "--ray", "--address", "head:6379", "--min-replicas", "2", "--max-replicas", "6"]
+    assert cli.main([*flags, "--cpus-per-replica", "0.5", "--model-instances", "1"]) == 0
+    settings = deployed["s"]
+    assert (settings.min_replicas, settings.max_replicas, settings.cpus_per_replica) == (2, 6, 0.5)
+    assert (settings.model_instances, settings.log_file, deployed["a"]) == (1, "", "head:6379")
