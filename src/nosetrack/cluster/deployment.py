@@ -83,8 +83,6 @@ def deployment_options(settings: Settings) -> dict:
         "max_ongoing_requests": requests_per_replica(settings),
         "max_queued_requests": PROXY_QUEUE,
         "backpressure_config": BackpressureConfig(status_code=503, retry_after_s=RETRY_AFTER_SECONDS),
-        # A new model or version starts its replicas beside the old ones, which serve until they are ready.
-        "max_surge_percent": 100,
         # The app logs every request with Serve's request id; Serve's own access line would say it again.
         "logging_config": {"enable_access_log": False},
     }
