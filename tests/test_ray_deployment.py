@@ -88,3 +88,11 @@ def test_serve_ray_flags_become_the_settings_the_replicas_get(monkeypatch):
     settings = deployed["s"]
     assert (settings.min_replicas, settings.max_replicas, settings.cpus_per_replica) == (2, 6, 0.5)
     assert (settings.model_instances, settings.log_file, deployed["a"]) == (1, "", "head:6379")
+
+
+@pytest.mark.parametrize(("cpus", "models"), [("1", 1), ("0.5", 1), ("4", 4)])
+def test_a_replica_runs_one_model_per_cpu_unless_told(cpus, models):
+    settings = build_app({"cpus_per_replica": cpus})._bound_deployment.init_args[0]
+    assert settings.model_instances == models
+    told = build_app({"cpus_per_replica": cpus, "model_instances": "3"})._bound_deployment.init_args[0]
+    assert told.model_instances == 3

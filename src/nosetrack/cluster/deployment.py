@@ -106,9 +106,13 @@ def application(settings: Settings) -> Application:
 
 
 def cluster_settings(environ: dict[str, str], **overrides: object) -> Settings:
-    """Settings as on one machine, except that the log goes to Ray's logs unless a file is asked for."""
+    """Settings as on one machine, except two defaults: the log goes to Ray's logs unless a file is asked
+    for, and a replica runs one model per CPU it reserves (more served less, docs/scale-out.md)."""
     environ = {"NOSETRACK_LOG_FILE": "", **environ}
-    return Settings.from_environment(environ, **overrides)
+    settings = Settings.from_environment(environ, **overrides)
+    if overrides.get("model_instances") is None and "NOSETRACK_MODEL_INSTANCES" not in environ:
+        settings = dataclasses.replace(settings, model_instances=max(1, round(settings.cpus_per_replica)))
+    return settings
 
 
 def build_app(args: dict[str, str]) -> Application:
