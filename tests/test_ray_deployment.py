@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytest.importorskip("ray.serve")
 pytest.importorskip("a2wsgi")
 
+import yaml  # Ray's own dependency
 from ray.serve.schema import ServeDeploySchema
 
 from nosetrack.cluster.deployment import application, build_app, requests_per_replica
