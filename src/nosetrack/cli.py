@@ -75,6 +75,16 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         help="also serve the Open Inference Protocol over gRPC on this port (0: off, the default; needs "
         "pip install 'nosetrack[grpc]')",
     )
+    cluster = serve.add_argument_group("on a Ray cluster (pip install 'nosetrack[ray]'; docs/scale-out.md)")
+    cluster.add_argument(
+        "--ray", action="store_true", help="deploy on a running cluster, or a local one started here"
+    )
+    cluster.add_argument("--address", help="the Ray cluster to join (default: this machine's, if any)")
+    cluster.add_argument("--min-replicas", type=int, help="replicas kept even when idle (default 1)")
+    cluster.add_argument(
+        "--max-replicas", type=int, help="replicas under load (default: as many as the cluster's CPUs hold)"
+    )
+    cluster.add_argument("--cpus-per-replica", type=float, help="CPUs reserved per replica (default 1)")
 
 
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:
@@ -117,37 +127,52 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, help="also write the figures as JSON")
 
 
-def grpc_problem(settings: Settings) -> str | None:
-    """Why --grpc-port cannot work, in one sentence; None when it can (or is off). Checked without importing
-    grpc: the workers import it after the fork."""
+def check_listening(settings: Settings) -> None:
+    """Refuse, in one sentence, an address that is taken and a --grpc-port that cannot work, before any worker
+    starts. gRPC is looked for without importing it: the workers import it after the fork."""
+    from .server.gunicorn import check_address
+
+    check_address(settings.host, settings.port, "--port")
     if not settings.grpc_port:
-        return None
+        return
     if importlib.util.find_spec("grpc") is None:
-        return "--grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+        raise ValueError(
+            "--grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+        )
     if settings.grpc_port == settings.port:
-        return f"--grpc-port {settings.grpc_port} is the HTTP port too: give gRPC a port of its own."
-    return None
+        raise ValueError(
+            f"--grpc-port {settings.grpc_port} is the HTTP port too: give gRPC a port of its own."
+        )
+    check_address(settings.host, settings.grpc_port, "--grpc-port")
 
 
 def run_serve(args: argparse.Namespace) -> int:
     from .models import check_unique_names, load_model, model_sources
-    from .server.gunicorn import CannotListen, check_address, serve
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "ray", "address")}
     try:
-        settings = Settings.from_environment(**options)
-        problem = grpc_problem(settings)
-        if problem:
-            raise ValueError(problem)
-        check_address(settings.host, settings.port, "--port")
-        if settings.grpc_port:
-            check_address(settings.host, settings.grpc_port, "--grpc-port")
+        if args.ray:
+            from .cluster.deployment import cluster_settings
+            from .cluster.launch import serve_on_ray
+
+            settings = cluster_settings(os.environ, **options)
+        else:
+            settings = Settings.from_environment(**options)
+            check_listening(settings)
         # Load each once here: a bad model or spec stops the start with one sentence, not in every worker.
         check_unique_names(load_model(source).info for source in model_sources(settings.models))
-    except (ValueError, CannotListen) as error:  # a ModelSpecError, a NOSETRACK_* value, a taken port
+    except ImportError as error:
+        print(f"nosetrack: --ray needs Ray Serve ({error}): pip install 'nosetrack[ray]'", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:  # a ModelSpecError, a NOSETRACK_* value, a taken port
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2
-    serve(settings)
+    if args.ray:
+        serve_on_ray(settings, args.address)
+    else:
+        from .server.gunicorn import serve
+
+        serve(settings)
     return 0
 
 

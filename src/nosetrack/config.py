@@ -43,6 +43,11 @@ class Settings:
     show_recent: int = 0
     # Port of the Open Inference Protocol's gRPC service, beside HTTP in every worker (0: off).
     grpc_port: int = 0
+    # On a Ray cluster (`nosetrack serve --ray`): replicas, each with `model_instances` models. Autoscaling
+    # between the two counts; max None: as many as the cluster's CPUs hold when deployed.
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    cpus_per_replica: float = 1.0
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
