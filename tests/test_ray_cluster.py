@@ -106,7 +106,7 @@ def cluster_url(cluster):
 @pytest.fixture(scope="module")
 def one_machine():
     """The single-machine app with the same settings, in process: what every answer must equal."""
-    return create_app(SETTINGS, pool=ModelPool(load_model, 1)).test_client()
+    return create_app(SETTINGS, pools=[ModelPool(load_model, 1)]).test_client()
 
 
 def replica_nodes() -> list[str]:
