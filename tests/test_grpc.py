@@ -329,7 +329,8 @@ def test_a_grpc_port_in_use_is_refused_in_one_sentence(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == f"nosetrack: --grpc-port {port} is already in use on 127.0.0.1: choose another."
+        == f"nosetrack: 127.0.0.1:{port} is already in use (another server?): stop it, or pick another "
+        "--grpc-port."
     )
 
 

@@ -86,7 +86,7 @@ def test_tritonclient_gets_a_batch_with_a_face_and_none(
 def test_tritonclient_sees_a_clear_error_for_a_non_image(triton_client):
     image = triton.InferInput("IMAGE", [1], "BYTES")
     image.set_data_from_numpy(np.array([b"not an image"], dtype=np.object_))
-    with pytest.raises(InferenceServerException, match="not a JPEG, PNG or BMP"):
+    with pytest.raises(InferenceServerException, match="not a JPEG, PNG, BMP, WebP or GIF"):
         triton_client.infer(MODEL, [image])
 
 
@@ -284,3 +284,33 @@ def test_a_batch_runs_on_every_instance_of_the_model_at_once(face_jpeg, no_face_
     answer = infer(client, {"inputs": [tensor], "outputs": [{"name": "DETECTED"}]}, data)
     assert answer.status_code == 200
     assert answer.get_json()["outputs"][0]["data"] == [True, False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v2/no/such/route", 404),
+        ("GET", f"/v2/models/{MODEL}/no-such-extension", 404),
+        ("POST", "/v2/health/live", 405),
+        ("DELETE", f"/v2/models/{MODEL}/infer", 405),
+    ],
+)
+def test_every_answer_under_v2_has_the_protocols_error_shape(client, method, path, status):
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert isinstance(response.get_json()["error"], str)
+
+
+def test_tritonclient_gets_a_clean_error_for_a_route_the_server_lacks(triton_client):
+    # tritonclient concatenated nosetrack's error object to a string and died with a TypeError.
+    with pytest.raises(InferenceServerException, match=r"not found|Unknown model"):
+        triton_client.get_model_config("no-such-model")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b'{"inputs": ' * 50_000, b'{"inputs": [\xff]}', '{"inputs": []}'.encode("utf-16")[:-1]],
+)
+def test_hostile_json_to_infer_is_400(client, body):
+    response = client.post(f"/v2/models/{MODEL}/infer", data=body)
+    assert response.status_code == 400 and isinstance(response.get_json()["error"], str)

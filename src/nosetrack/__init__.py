@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .async_client import AsyncClient
     from .client import Client
     from .models import load_model
     from .tracking import Tracker, TrackerOptions, track
@@ -18,6 +19,10 @@ def __getattr__(name: str):
         from .client import Client
 
         return Client
+    if name == "AsyncClient":
+        from .async_client import AsyncClient
+
+        return AsyncClient
     if name == "load_model":
         from .models import load_model
 
@@ -29,4 +34,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'nosetrack' has no attribute {name!r}")
 
 
-__all__ = ["Client", "Tracker", "TrackerOptions", "__version__", "load_model", "track"]
+__all__ = ["AsyncClient", "Client", "Tracker", "TrackerOptions", "__version__", "load_model", "track"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import errno
 import importlib.util
 import json
-import socket
+import os
 import sys
 import typing
 from collections.abc import Iterator
@@ -16,6 +15,9 @@ from pathlib import Path
 
 from . import __version__
 from .config import Settings
+
+if typing.TYPE_CHECKING:
+    from .client import Client
 
 CA_FILE_HELP = "CA certificate (PEM) that signed an https:// server's certificate"
 CSV_COLUMNS = ("file", "detected", "x", "y", "nose_x", "nose_y", "score", "faces", "latency_ms", "error")
@@ -80,6 +82,16 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--certfile", help="TLS certificate (PEM): serve https:// and wss://")
     serve.add_argument("--keyfile", help="TLS private key (PEM) of --certfile")
+    cluster = serve.add_argument_group("on a Ray cluster (pip install 'nosetrack[ray]'; docs/scale-out.md)")
+    cluster.add_argument(
+        "--ray", action="store_true", help="deploy on a running cluster, or a local one started here"
+    )
+    cluster.add_argument("--address", help="the Ray cluster to join (default: this machine's, if any)")
+    cluster.add_argument("--min-replicas", type=int, help="replicas kept even when idle (default 1)")
+    cluster.add_argument(
+        "--max-replicas", type=int, help="replicas under load (default: as many as the cluster's CPUs hold)"
+    )
+    cluster.add_argument("--cpus-per-replica", type=float, help="CPUs reserved per replica (default 1)")
 
 
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:
@@ -136,45 +148,53 @@ def check_tls_files(settings: Settings) -> None:
             raise ValueError(f"--{name} {getattr(settings, name)}: no such file.")
 
 
-def grpc_problem(settings: Settings) -> str | None:
-    """Why --grpc-port cannot work, in one sentence; None when it can (or is off). Checked without importing
-    grpc: the workers import it after the fork."""
+def check_listening(settings: Settings) -> None:
+    """Refuse, in one sentence, an address that is taken and a --grpc-port that cannot work, before any worker
+    starts. gRPC is looked for without importing it: the workers import it after the fork."""
+    from .server.gunicorn import check_address
+
+    check_address(settings.host, settings.port, "--port")
     if not settings.grpc_port:
-        return None
+        return
     if importlib.util.find_spec("grpc") is None:
-        return "--grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+        raise ValueError(
+            "--grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+        )
     if settings.grpc_port == settings.port:
-        return f"--grpc-port {settings.grpc_port} is the HTTP port too: give gRPC a port of its own."
-    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((settings.host, settings.grpc_port))
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                return (
-                    f"--grpc-port {settings.grpc_port} is already in use on {settings.host}: choose another."
-                )
-            return f"--grpc-port {settings.grpc_port} cannot be used on {settings.host}: {error.strerror}."
-    return None
+        raise ValueError(
+            f"--grpc-port {settings.grpc_port} is the HTTP port too: give gRPC a port of its own."
+        )
+    check_address(settings.host, settings.grpc_port, "--grpc-port")
 
 
 def run_serve(args: argparse.Namespace) -> int:
     from .models import check_unique_names, load_model, model_sources
-    from .server.gunicorn import serve
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "ray", "address")}
     try:
-        settings = Settings.from_environment(**options)
-        check_tls_files(settings)
-        problem = grpc_problem(settings)
-        if problem:
-            raise ValueError(problem)
+        if args.ray:
+            from .cluster.deployment import cluster_settings
+            from .cluster.launch import serve_on_ray
+
+            settings = cluster_settings(os.environ, **options)
+        else:
+            settings = Settings.from_environment(**options)
+            check_listening(settings)
+            check_tls_files(settings)
         # Load each once here: a bad model or spec stops the start with one sentence, not in every worker.
         check_unique_names(load_model(source).info for source in model_sources(settings.models))
-    except ValueError as error:  # a ModelSpecError, a NOSETRACK_* value that is not a number, gRPC's, TLS's
+    except ImportError as error:
+        print(f"nosetrack: --ray needs Ray Serve ({error}): pip install 'nosetrack[ray]'", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:  # a ModelSpecError, a NOSETRACK_* value, a taken port, TLS files
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2
-    serve(settings)
+    if args.ray:
+        serve_on_ray(settings, args.address)
+    else:
+        from .server.gunicorn import serve
+
+        serve(settings)
     return 0
 
 
@@ -200,16 +220,32 @@ def write_annotated(path: Path, result: dict, folder: Path) -> None:
 
     from .annotate import draw_prediction
     from .answer import prediction_from_answer
+    from .images import read_image
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is not None:
-        drawn = draw_prediction(image, prediction_from_answer(result))
-        cv2.imwrite(str(folder / f"{path.stem}.annotated.jpg"), drawn)
+    drawn = draw_prediction(read_image(path), prediction_from_answer(result))
+    cv2.imwrite(str(folder / f"{path.stem}.annotated.jpg"), drawn)
 
 
 def open_output(path: str | None) -> typing.ContextManager[typing.TextIO]:
     """The file to write, or standard output (left open) when no path is given."""
     return open(path, "w", newline="") if path else contextlib.nullcontext(sys.stdout)
+
+
+def server_problem(client: Client) -> str | None:
+    """One sentence when no nosetrack server answers at the client's address (asked once, before hundreds of
+    files each fail with the same long exception); None when one does."""
+    import requests
+
+    try:
+        client.version()
+    except requests.ConnectionError:
+        return (
+            f"nothing answers at {client.url}: start a server with `nosetrack serve`, "
+            "or give its address with --url."
+        )
+    except requests.RequestException as error:
+        return f"{client.url} does not answer like a nosetrack server ({error})."
+    return None
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -225,6 +261,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if annotate_dir:
         annotate_dir.mkdir(parents=True, exist_ok=True)
     client = Client(args.url, api_key=args.api_key, ca_file=args.ca_file)
+    problem = server_problem(client)
+    if problem:
+        print(f"nosetrack: {problem}", file=sys.stderr)
+        return 2
     failures = 0
     with open_output(args.output) as output:
         writer = csv.DictWriter(output, CSV_COLUMNS) if args.format == "csv" else None
@@ -371,7 +411,15 @@ HANDLERS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return HANDLERS[args.command](args)
+    try:
+        code = HANDLERS[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return code
+    except BrokenPipeError:
+        # Whoever read the output has gone (`nosetrack predict photos/ | head`): stop quietly, as `cat` does.
+        # Standard output goes to /dev/null, so that Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program a closed pipe stopped
 
 
 if __name__ == "__main__":

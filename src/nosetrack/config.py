@@ -43,6 +43,11 @@ class Settings:
     show_recent: int = 0
     # Port of the Open Inference Protocol's gRPC service, beside HTTP in every worker (0: off).
     grpc_port: int = 0
+    # On a Ray cluster (`nosetrack serve --ray`): replicas, each with `model_instances` models. Autoscaling
+    # between the two counts; max None: as many as the cluster's CPUs hold when deployed.
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    cpus_per_replica: float = 1.0
     # WebSocket streams (WS /v1/track) one worker holds at once; more are refused with 503 before the upgrade.
     max_streams: int = 8
     # Seconds a stream may go without a frame before the server closes it.

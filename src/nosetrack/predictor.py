@@ -86,6 +86,6 @@ def predict_bytes(
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     decode_min_side: int = 0,
 ) -> Prediction:
-    """The prediction for encoded bytes (JPEG, PNG, BMP) as the server makes it; `ImageError` when they
-    cannot become an image."""
+    """The prediction for encoded bytes (JPEG, PNG, BMP, WebP, GIF) as the server makes it; `ImageError`
+    when they cannot become an image."""
     return predict_checked(model, CheckedImage.check(data, max_pixels), decode_min_side).prediction

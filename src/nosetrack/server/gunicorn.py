@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
+import socket
 import tempfile
 
 from gunicorn.app.base import BaseApplication
@@ -23,6 +25,29 @@ def worker_threads(settings: Settings) -> int:
     may wait for one, and spare threads that refuse the excess quickly."""
     instances = settings.model_instances * len(model_sources(settings.models))
     return instances + settings.max_queue + SPARE_THREADS
+
+
+class CannotListen(OSError):
+    """The address to serve on is taken or not ours to take; the message says which, in one sentence."""
+
+
+def check_address(host: str, port: int, flag: str = "--port") -> None:
+    """Bind and release the address once, so a taken port is one clear sentence at once (gunicorn would try it
+    five times over four seconds, with an [ERROR] line each time, then exit)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise CannotListen(f"Cannot listen on {host}: {error.strerror}.") from None
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise CannotListen(
+                    f"{host}:{port} is already in use (another server?): stop it, or pick another {flag}."
+                ) from None
+            raise CannotListen(f"Cannot listen on {host}:{port}: {error.strerror}.") from None
 
 
 def _child_exit(server, worker) -> None:

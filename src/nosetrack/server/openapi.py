@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template
 
 from .. import __version__
+from ..images import SUPPORTED_FORMATS, SUPPORTED_TYPES
 from .auth import public
 from .oip.tensors import MAX_BATCH
 
@@ -18,7 +19,7 @@ docs = Blueprint("docs", __name__)
 
 JSON = "application/json"
 BINARY = {"type": "string", "format": "binary"}
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/bmp", "application/octet-stream")
+IMAGE_TYPES = (*SUPPORTED_TYPES, "application/octet-stream")
 
 
 def ref(name: str) -> dict[str, str]:
@@ -155,7 +156,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["inputs"],
         "description": (
-            "One input, IMAGE: BYTES [N] (encoded JPEG/PNG/BMP; base64 strings in JSON) or "
+            f"One input, IMAGE: BYTES [N] (encoded {SUPPORTED_FORMATS}; base64 strings in JSON) or "
             "UINT8 [N, H, W, 3] "
             f"(RGB; parameters.color_order 'BGR' for BGR), N up to {MAX_BATCH}. Outputs: NOSE FP32 [N, 2] "
             "(x, y normalized 0..1), DETECTED BOOL [N], SCORES FP32 [N], BOXES FP32 [N, 4] (x, y, width, "
@@ -314,7 +315,7 @@ IMAGE_64_BODY = {
             "type": "object",
             "required": ["image"],
             "properties": {
-                "image": {"type": "string", "description": "Base64 JPEG, PNG or BMP (or a data: URL)."}
+                "image": {"type": "string", "description": f"Base64 {SUPPORTED_FORMATS} (or a data: URL)."}
             },
         }
     }

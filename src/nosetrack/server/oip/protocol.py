@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ... import __version__
+from ...images import SUPPORTED_FORMATS
 from ...models import ModelInfo, Prediction
 from ...pool import ModelPool
 from ..inference import predict_decoded, predict_encoded
@@ -45,7 +46,7 @@ def model_metadata(info: ModelInfo) -> dict[str, Any]:
         ],
         "parameters": {
             "max_batch_size": MAX_BATCH,
-            "input_forms": "IMAGE is BYTES [N] (encoded JPEG/PNG/BMP; base64 strings in JSON) or "
+            "input_forms": f"IMAGE is BYTES [N] (encoded {SUPPORTED_FORMATS}; base64 strings in JSON) or "
             "UINT8 [N, H, W, 3] (RGB, or BGR with the input parameter color_order)",
         },
     }

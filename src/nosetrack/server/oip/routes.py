@@ -1,7 +1,8 @@
 """The Open Inference Protocol v2 REST API (KServe, Triton) beside nosetrack's own, under /v2.
 
-Errors here have the protocol's shape, {"error": "message"}, with the same 4xx statuses as the rest of the
-server. The answers come from protocol.py, shared with gRPC; tensors are read and written by tensors.py.
+Errors under /v2 have the protocol's shape, {"error": "message"} (`oip_error`, which the app's error handlers
+use for every path under /v2, unknown ones included), with the same 4xx statuses as the rest of the server.
+The answers come from protocol.py, shared with gRPC; tensors are read and written by tensors.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ...pool import ModelPool
 from ..auth import public
-from ..errors import ApiError, register_error_handlers
+from ..errors import ApiError
 from ..state import server_state
 from . import protocol
 from .tensors import encode_outputs, parse_infer_request
@@ -27,9 +28,6 @@ def oip_error(status: int, code: str, message: str, headers: dict[str, str] | No
     response.status_code = status
     response.headers.update(headers or {})
     return response
-
-
-register_error_handlers(oip, oip_error)
 
 
 def served_model(name: str, version: str | None = None) -> ModelPool:

@@ -3,7 +3,7 @@
 Over HTTP the body is JSON, optionally followed by raw tensor bytes (the binary tensor data extension, whose
 JSON length comes in the Inference-Header-Content-Length header); gRPC's request is read into the same JSON
 form (grpc_service.py), so both are checked here, once. The one input, IMAGE, is either
-  - BYTES [N]: N encoded JPEG/PNG/BMP images (binary: 4-byte little-endian length, then the bytes;
+  - BYTES [N]: N encoded JPEG/PNG/BMP/WebP/GIF images (binary: 4-byte little-endian length, then the bytes;
     JSON: base64 strings, since JSON strings cannot hold raw bytes; gRPC's bytes_contents: the bytes), or
   - UINT8 [N, H, W, 3] or [H, W, 3]: pixels, RGB unless the input's parameters say "color_order": "BGR".
 Nothing here knows Flask or gRPC: bad input raises ApiError, which each front turns into its own answer.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import struct
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ import numpy as np
 
 from ...models import Prediction
 from ..errors import ApiError
+from ..json_body import InvalidJson, load_json
 
 INPUT_NAME = "IMAGE"
 MAX_BATCH = 16
@@ -67,9 +67,11 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
             )
         json_part, binary = body[:length], body[length:]
     try:
-        document = json.loads(json_part)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request('The body must be JSON like {"inputs": [{"name": "IMAGE", ...}]}.') from None
+        document = load_json(json_part)
+    except InvalidJson as error:
+        raise bad_request(
+            f'The body must be JSON like {{"inputs": [{{"name": "IMAGE", ...}}]}}: {error}.'
+        ) from None
     if not isinstance(document, dict):
         raise bad_request("The inference request must be a JSON object.")
     return document, binary
