@@ -1,4 +1,4 @@
-"""The `nosetrack` command: serve, predict, eval, models."""
+"""The `nosetrack` command: serve, predict, eval, calibrate, models."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--model", help="built-in model name, or a model file or spec (see `nosetrack models`)"
     )
+    add_model_options(serve)
     serve.add_argument(
         "--log-file", help="log file (default webserver.log; '' for none); rotate it with logrotate"
     )
@@ -62,6 +63,22 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     )
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The built-in model's options that `serve` and `eval` share."""
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="report the nose where your annotators put it: a file `nosetrack calibrate` wrote",
+    )
+    parser.add_argument(
+        "--min-face",
+        type=float,
+        metavar="PX",
+        help="smallest face to find, as the distance between the eyes in pixels (default 40); "
+        "large photos are searched in more tiles for smaller faces",
+    )
+
+
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="send images to a server and write the noses")
     predict.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
@@ -74,17 +91,54 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--api-key", help="Bearer key, when the server asks for one")
 
 
+def worst_count(value: str) -> int | None:
+    return None if value == "all" else int(value)
+
+
 def add_eval_parser(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("eval", help="measure nose accuracy on an annotated set (labels.csv)")
+    from .evaluation import LABELS_HELP
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure nose accuracy on an annotated set (labels.csv)",
+        description="Measure where a model puts the nose on your annotated photos. " + LABELS_HELP,
+    )
     evaluate.add_argument(
         "data_dir", type=Path, help="folder with labels.csv and images/ (no_face/, multi_face/)"
     )
     where = evaluate.add_mutually_exclusive_group()
     where.add_argument("--model", help="built-in model to run in process (default: the default model)")
     where.add_argument("--url", help="measure a running server instead, e.g. http://127.0.0.1:5000")
+    add_model_options(evaluate)
     evaluate.add_argument("--sheet", type=Path, help="PNG contact sheet of the worst faces to write")
-    evaluate.add_argument("--worst", type=int, default=24, help="faces on the contact sheet (default 24)")
+    evaluate.add_argument(
+        "--worst",
+        type=worst_count,
+        default=24,
+        metavar="N|all",
+        help="faces on the contact sheet, worst first (default 24; all: every face)",
+    )
     evaluate.add_argument("--json", type=Path, help="also write the figures as JSON")
+
+
+def add_calibrate_parser(commands: argparse._SubParsersAction) -> None:
+    from .evaluation import LABELS_HELP
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit where your annotators put the nose (labels.csv), for --calibration",
+        description="Fit how your annotated nose point relates to FaceMesh's landmarks, check it with "
+        "k-fold cross-validation, and write it for `--calibration`. " + LABELS_HELP,
+    )
+    calibrate.add_argument("data_dir", type=Path, help="folder with labels.csv and images/")
+    calibrate.add_argument("--output", "-o", type=Path, required=True, help="calibration file to write")
+    calibrate.add_argument("--model", help="built-in model whose meshes to read (default: the default)")
+    calibrate.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    calibrate.add_argument(
+        "--strength",
+        type=float,
+        help="how strongly the landmark weights are held near 0 (default 0.001)",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -95,7 +149,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_environment(**options)
         # Load once here: a bad model or spec stops the start with one sentence, not in every worker.
-        load_model(settings.model)
+        load_model(settings.model, calibration=settings.calibration, min_face=settings.min_face)
     except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2
@@ -172,20 +226,23 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def report_evaluation(args: argparse.Namespace, predict_file) -> int:
     """Evaluate, print the figures, and write the contact sheet and JSON the flags ask for."""
-    from .evaluation import contact_sheet, evaluate
+    from .evaluation import EvaluationError, contact_sheet, evaluate
 
-    if not (args.data_dir / "labels.csv").is_file():
-        print(f"No labels.csv in {args.data_dir}.", file=sys.stderr)
+    try:
+        report = evaluate(args.data_dir, predict_file)
+    except EvaluationError as error:
+        print(f"nosetrack eval: {error}", file=sys.stderr)
         return 1
-    report = evaluate(args.data_dir, predict_file)
     print(report.as_text())
     if args.sheet:
         import cv2
 
         cv2.imwrite(str(args.sheet), contact_sheet(args.data_dir, report.worst(args.worst)))
-        print(f"worst {args.worst} faces drawn in {args.sheet} (green cross: label, red dot: prediction)")
+        shown = "every face" if args.worst is None else f"worst {args.worst} faces"
+        print(f"{shown} drawn in {args.sheet} (green cross: label, red dot: prediction)")
     if args.json:
-        args.json.write_text(json.dumps({**report.summary(), "face_counts": report.face_counts}, indent=2))
+        figures = {**report.summary(), "face_counts": report.face_counts, "breakdown": report.breakdown()}
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
 
 
@@ -194,13 +251,45 @@ def run_eval(args: argparse.Namespace) -> int:
     from .models import load_model
 
     if args.url:
+        if args.calibration or args.min_face:
+            print("--calibration and --min-face are the server's own: start it with them.", file=sys.stderr)
+            return 2
         return report_evaluation(args, server_predictor(args.url))
+    try:
+        model = load_model(args.model, calibration=args.calibration, min_face=args.min_face)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return report_evaluation(args, model_predictor(model))
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import collect_samples, cross_validate
+    from .models import load_model
+    from .models.calibration import DEFAULT_STRENGTH
+    from .models.nose_tracker import NoseTracker
+
     try:
         model = load_model(args.model)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    return report_evaluation(args, model_predictor(model))
+    if not isinstance(model, NoseTracker):
+        print("nosetrack calibrate: calibrations are for the built-in FaceMesh models.", file=sys.stderr)
+        return 2
+    try:
+        samples, missed = collect_samples(args.data_dir, model)
+        print(f"faces: {len(samples)} found and used, {missed} missed (left out)")
+        fitted_on = f"{args.data_dir.resolve().name}: {len(samples)} faces"
+        strength = DEFAULT_STRENGTH if args.strength is None else args.strength
+        result = cross_validate(samples, args.folds, strength=strength, fitted_on=fitted_on)
+    except ValueError as error:  # an EvaluationError (labels.csv, images), or too few faces
+        print(f"nosetrack calibrate: {error}", file=sys.stderr)
+        return 1
+    print(result.as_text(args.folds))
+    result.calibration.save(args.output)
+    print(f"wrote {args.output}: use it with --calibration {args.output}")
+    return 0
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -228,12 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(commands)
     add_predict_parser(commands)
     add_eval_parser(commands)
+    add_calibrate_parser(commands)
     models = commands.add_parser("models", help="list the built-in models, and check a user model's spec")
     models.add_argument("--model", help="a model file or spec to load, check and show")
     return parser
 
 
-HANDLERS = {"serve": run_serve, "predict": run_predict, "eval": run_eval, "models": run_models}
+HANDLERS = {
+    "serve": run_serve,
+    "predict": run_predict,
+    "eval": run_eval,
+    "calibrate": run_calibrate,
+    "models": run_models,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,10 @@ class Settings:
     # Model instances per worker: how many predictions one worker runs at once.
     model_instances: int = 2
     model: str | None = None
+    # A nose calibration file (`nosetrack calibrate`) the built-in model applies; None: FaceMesh's own tip.
+    calibration: str | None = None
+    # The smallest face the built-in model looks for, as an inter-ocular distance in pixels (None: 40).
+    min_face: float | None = None
     log_file: str = "webserver.log"
     log_level: str = "INFO"
     max_body_bytes: int = 20 * 1024 * 1024

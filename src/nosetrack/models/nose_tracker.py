@@ -11,7 +11,8 @@ import numpy as np
 from ..engines import open_engine
 from .base import Box, Face, ModelInfo, Prediction, sort_by_prominence
 from .blazeface import FULL_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detection, DetectorViews
-from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, NOSE_TIP, FaceMesh
+from .face_mesh_reading import MESH_NOSE_TIP, MeshReading, NosePoint
+from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, FaceMesh
 from .geometry import RotatedCrop, crop_around
 
 WEIGHTS_PACKAGE = "mediapipe"
@@ -39,6 +40,10 @@ class NoseTrackerOptions:
     refine_above: tuple[float, float] = (float(np.radians(5.0)), 0.1)
     # Average the nose tip with the one found on the mirrored crop (one more FaceMesh run per face).
     mirror: bool = True
+    # Faces on their side or upside down: when the upright views find no face, or only faces turned by more
+    # than 45 degrees, the detector looks again at its views turned by quarters (those faces' quarters, or
+    # all three when it found none). Upright photos with a face pay nothing.
+    quarter_turns: bool = True
 
 
 def mediapipe_modules_dir() -> Path:
@@ -76,13 +81,27 @@ def distinct_faces(faces: list[Face]) -> list[Face]:
     return kept
 
 
+def quarters_to_try(rolls: list[float]) -> list[int]:
+    """The detector's quarter turns worth another look, from the rolls (radians) of the faces found upright:
+    all three when there are none, else the quarters of the faces lying on their side or upside down."""
+    if not rolls:
+        return [1, 3, 2]
+    return sorted({round(roll / (np.pi / 2)) % 4 for roll in rolls} - {0})
+
+
 class NoseTracker:
     """Detect, crop each face upright, run FaceMesh, and read the nose tip; one thread at a time."""
 
     def __init__(
-        self, options: NoseTrackerOptions | None = None, engine_threads: int = 1, name: str = "facemesh"
+        self,
+        options: NoseTrackerOptions | None = None,
+        engine_threads: int = 1,
+        name: str = "facemesh",
+        nose_point: NosePoint = MESH_NOSE_TIP,
     ) -> None:
         self.options = options = options or NoseTrackerOptions()
+        # Reads the nose off each face's mesh: FaceMesh's own tip, or a user's calibration (`load_model`).
+        self.nose_point = nose_point
         modules = mediapipe_modules_dir()
         detector_engine = open_engine(
             modules / "face_detection" / options.detector.file_name, threads=engine_threads
@@ -102,10 +121,13 @@ class NoseTracker:
                 "detector": options.detector.file_name,
                 "refinements": options.refinements,
                 "mirror": options.mirror,
+                "min_face": options.views.min_face,
+                "quarter_turns": options.quarter_turns,
+                "nose": nose_point.describe(),
             },
         )
 
-    def _face(self, image: np.ndarray, detection: Detection) -> Face | None:
+    def _read(self, image: np.ndarray, detection: Detection) -> tuple[MeshReading, Face] | None:
         crop = crop_from_detection(detection, self.options.crop_margin)
         points, score = self._mesh.landmarks(image, crop)
         if score < MIN_MESH_SCORE:
@@ -117,22 +139,28 @@ class NoseTracker:
                 break
             crop = better
             points, score = self._mesh.landmarks(image, crop)
-        nose = points[NOSE_TIP]
-        if self.options.mirror:
-            mirrored, _ = self._mesh.landmarks(image, crop, mirrored=True)
-            nose = (nose + mirrored[NOSE_TIP]) / 2.0
+        mirrored = self._mesh.landmarks(image, crop, mirrored=True)[0] if self.options.mirror else None
+        reading = MeshReading(points, mirrored)
+        nose = self.nose_point(reading)
         x0, y0 = points.min(axis=0)
         x1, y1 = points.max(axis=0)
-        return Face(
-            float(nose[0]),
-            float(nose[1]),
-            score=float(detection.score),
-            box=Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
-        )
+        box = Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+        return reading, Face(float(nose[0]), float(nose[1]), score=float(detection.score), box=box)
+
+    def _read_all(self, image: np.ndarray, quarter_turns: int) -> list[tuple[MeshReading, Face]]:
+        found = (self._read(image, d) for d in self._detector.detect(image, quarter_turns))
+        return [read for read in found if read is not None]
+
+    def read_faces(self, image: np.ndarray) -> list[tuple[MeshReading, Face]]:
+        """Every face's mesh and the face reported from it, one per person, the most prominent first."""
+        read = self._read_all(image, 0)
+        if self.options.quarter_turns:
+            for quarter in quarters_to_try([reading.roll() for reading, _ in read]):
+                read += self._read_all(image, quarter)
+        reading_of = {id(face): reading for reading, face in read}
+        kept = sort_by_prominence(distinct_faces([face for _, face in read]))
+        return [(reading_of[id(face)], face) for face in kept]
 
     def predict(self, image: np.ndarray) -> Prediction:
         height, width = image.shape[:2]
-        faces = [self._face(image, detection) for detection in self._detector.detect(image)]
-        return Prediction(
-            width, height, sort_by_prominence(distinct_faces([f for f in faces if f is not None]))
-        )
+        return Prediction(width, height, [face for _, face in self.read_faces(image)])

@@ -40,7 +40,10 @@ def create_app(
     app = Flask(__name__, static_folder=STATIC_FOLDER)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    pool = pool or ModelPool(lambda: load_model(settings.model), settings.model_instances)
+    pool = pool or ModelPool(
+        lambda: load_model(settings.model, calibration=settings.calibration, min_face=settings.min_face),
+        settings.model_instances,
+    )
     state = ServerState(settings, pool, recent=recent or RecentFrames(settings.show_recent))
     app.extensions["nosetrack"] = state
     register_error_handlers(app)
