@@ -45,8 +45,8 @@ def collect_samples(data_dir: Path, model: NoseTracker) -> tuple[list[Sample], i
         checked = CheckedImage.check((data_dir / "images" / name).read_bytes(), UNLIMITED_PIXELS)
         pixels = checked.decode().pixels
         read = model.read_faces(pixels)
-        reading_at = {(face.nose_x, face.nose_y): reading for reading, face in read}
-        prediction = Prediction(pixels.shape[1], pixels.shape[0], [face for _, face in read])
+        reading_at = {(item.face.nose_x, item.face.nose_y): item.reading for item in read}
+        prediction = Prediction(pixels.shape[1], pixels.shape[0], [item.face for item in read])
         for outcome in match_faces(labels[name], prediction):
             if outcome.found:
                 samples.append(Sample(outcome.label, reading_at[outcome.predicted]))

@@ -96,6 +96,6 @@ class Model(Protocol):
         ...
 
 
-def sort_by_prominence(faces: list[Face]) -> list[Face]:
-    """The largest face first: the one a user in front of a camera means."""
-    return sorted(faces, key=lambda face: face.box.area if face.box else 0.0, reverse=True)
+def prominence(face: Face) -> float:
+    """How much a face stands out: its box's area. The largest is the one a user in front of a camera means."""
+    return face.box.area if face.box else 0.0

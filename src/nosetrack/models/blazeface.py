@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -99,6 +99,10 @@ class DetectorViews:
     level_step: float = 2.0
     overlap: float = 0.3
 
+    def coarser(self, factor: float) -> DetectorViews:
+        """The same views for faces `factor` times larger: fewer tiles."""
+        return replace(self, min_face=self.min_face * factor) if self.min_face else self
+
     def squares(self, width: int, height: int, input_size: int) -> list[tuple[float, float, float]]:
         """(left, top, side) of each view, in image pixels: the whole image first, then the finest tiles."""
         long_side = max(width, height)
@@ -172,10 +176,13 @@ class BlazeFaceDetector:
         keypoints = turn_back(raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :], quarter_turns)
         return boxes, frame.to_image(keypoints), 1.0 / (1.0 + np.exp(-logits[chosen]))
 
-    def detect(self, image: np.ndarray, quarter_turns: int = 0) -> list[Detection]:
-        """The faces in every view, merged; with `quarter_turns`, in views turned that many quarters."""
+    def detect(
+        self, image: np.ndarray, quarter_turns: int = 0, views: DetectorViews | None = None
+    ) -> list[Detection]:
+        """The faces in every view (its own, or `views`), merged; with `quarter_turns`, in views turned that
+        many quarters."""
         height, width = image.shape[:2]
-        squares = self.views.squares(width, height, self.variant.input_size)
+        squares = (views or self.views).squares(width, height, self.variant.input_size)
         found = [self._candidates(image, *square, quarter_turns) for square in squares]
         boxes, points, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
         if scores.size == 0:

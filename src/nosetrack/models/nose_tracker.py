@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engines import open_engine
-from .base import Box, Face, ModelInfo, Prediction, sort_by_prominence
+from .base import Box, Face, ModelInfo, Prediction, prominence
 from .blazeface import FULL_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detection, DetectorViews
 from .face_mesh_reading import MESH_NOSE_TIP, MeshReading, NosePoint
 from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, FaceMesh
@@ -40,10 +40,15 @@ class NoseTrackerOptions:
     refine_above: tuple[float, float] = (float(np.radians(5.0)), 0.1)
     # Average the nose tip with the one found on the mirrored crop (one more FaceMesh run per face).
     mirror: bool = True
-    # Faces on their side or upside down: when the upright views find no face, or only faces turned by more
-    # than 45 degrees, the detector looks again at its views turned by quarters (those faces' quarters, or
-    # all three when it found none). Upright photos with a face pay nothing.
+    # Faces on their side or upside down. The detector sometimes takes such a face for an upright one, and
+    # FaceMesh then fits it upright with less confidence: below `doubt_below`, FaceMesh also looks at the
+    # crop turned by each quarter and keeps the surest. Faces found lying on their side or upside down make
+    # the detector look again at all its views turned that way (a sideways group photo); when it finds no
+    # face at all, it looks at views turned by each quarter for faces `turned_search_coarseness` times the
+    # smallest face (a few runs, not the whole pyramid three times). Upright faces pay nothing.
     quarter_turns: bool = True
+    doubt_below: float = 0.9999
+    turned_search_coarseness: float = 4.0
 
 
 def mediapipe_modules_dir() -> Path:
@@ -71,22 +76,34 @@ def crops_differ(first: RotatedCrop, second: RotatedCrop, angle: float, shift: f
     return turn > angle or moved > shift or abs(np.log(second.size / first.size)) > shift
 
 
-def distinct_faces(faces: list[Face]) -> list[Face]:
-    """One nose per person: a face whose nose lies inside the box of a better-scored face is that face again,
-    seen a second time (by another of the detector's views, or off-centre)."""
-    kept: list[Face] = []
-    for face in sorted(faces, key=lambda f: -(f.score or 0.0)):
-        if not any(other.box.contains(face.nose_x, face.nose_y) for other in kept):
-            kept.append(face)
+@dataclass(frozen=True)
+class FaceReading:
+    """One face as the tracker read it: FaceMesh's landmarks, the face reported from them, and how sure
+    FaceMesh was of its last crop (its face score, 0..1)."""
+
+    reading: MeshReading
+    face: Face
+    sureness: float
+
+
+def distinct_faces(read: list[FaceReading], sure_from: float = 1.0) -> list[FaceReading]:
+    """One nose per person: a face whose nose lies inside the box of a better face is that face again, seen a
+    second time (by another of the detector's views, off-centre, or turned). Better: FaceMesh is surer of it
+    (any sureness from `sure_from` counts as sure), then the detector scored it higher."""
+    kept: list[FaceReading] = []
+    for item in sorted(read, key=lambda r: (-min(r.sureness, sure_from), -(r.face.score or 0.0))):
+        if not any(other.face.box.contains(item.face.nose_x, item.face.nose_y) for other in kept):
+            kept.append(item)
     return kept
 
 
-def quarters_to_try(rolls: list[float]) -> list[int]:
-    """The detector's quarter turns worth another look, from the rolls (radians) of the faces found upright:
-    all three when there are none, else the quarters of the faces lying on their side or upside down."""
-    if not rolls:
-        return [1, 3, 2]
+def quarters_of(rolls: list[float]) -> list[int]:
+    """The quarter turns that bring faces of these rolls (radians) nearest upright, other than none."""
     return sorted({round(roll / (np.pi / 2)) % 4 for roll in rolls} - {0})
+
+
+def turned_by_quarters(crop: RotatedCrop, quarters: int) -> RotatedCrop:
+    return RotatedCrop(crop.centre_x, crop.centre_y, crop.size, crop.angle + quarters * np.pi / 2)
 
 
 class NoseTracker:
@@ -127,11 +144,11 @@ class NoseTracker:
             },
         )
 
-    def _read(self, image: np.ndarray, detection: Detection) -> tuple[MeshReading, Face] | None:
-        crop = crop_from_detection(detection, self.options.crop_margin)
-        points, score = self._mesh.landmarks(image, crop)
-        if score < MIN_MESH_SCORE:
-            return None
+    def _settle(
+        self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray, score: float
+    ) -> tuple[RotatedCrop, np.ndarray, float]:
+        """FaceMesh again on crops re-centred by its own mesh (`points` on `crop`), while they differ from
+        the last: the last crop, its landmarks and FaceMesh's confidence in them."""
         for _ in range(self.options.refinements):
             left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
             better = crop_around(points, left_eye, right_eye, self.options.crop_margin)
@@ -139,28 +156,55 @@ class NoseTracker:
                 break
             crop = better
             points, score = self._mesh.landmarks(image, crop)
+        return crop, points, score
+
+    def _right_way_up(
+        self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray, score: float
+    ) -> tuple[RotatedCrop, np.ndarray, float]:
+        """The crop turned by the quarter FaceMesh is surest of, when it doubts the one it was given."""
+        if not self.options.quarter_turns or score >= self.options.doubt_below:
+            return crop, points, score
+        turned = [turned_by_quarters(crop, quarters) for quarters in (1, 2, 3)]
+        meshes = [self._mesh.landmarks(image, t) for t in turned]
+        best = max(range(3), key=lambda i: meshes[i][1])
+        if meshes[best][1] <= score:
+            return crop, points, score
+        return self._settle(image, turned[best], *meshes[best])
+
+    def _read(self, image: np.ndarray, detection: Detection) -> FaceReading | None:
+        crop = crop_from_detection(detection, self.options.crop_margin)
+        points, score = self._mesh.landmarks(image, crop)
+        if score < MIN_MESH_SCORE:
+            return None
+        crop, points, sureness = self._right_way_up(image, *self._settle(image, crop, points, score))
         mirrored = self._mesh.landmarks(image, crop, mirrored=True)[0] if self.options.mirror else None
         reading = MeshReading(points, mirrored)
         nose = self.nose_point(reading)
         x0, y0 = points.min(axis=0)
         x1, y1 = points.max(axis=0)
         box = Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-        return reading, Face(float(nose[0]), float(nose[1]), score=float(detection.score), box=box)
+        face = Face(float(nose[0]), float(nose[1]), score=float(detection.score), box=box)
+        return FaceReading(reading, face, sureness)
 
-    def _read_all(self, image: np.ndarray, quarter_turns: int) -> list[tuple[MeshReading, Face]]:
-        found = (self._read(image, d) for d in self._detector.detect(image, quarter_turns))
+    def _read_all(
+        self, image: np.ndarray, quarter_turns: int = 0, views: DetectorViews | None = None
+    ) -> list[FaceReading]:
+        found = (self._read(image, d) for d in self._detector.detect(image, quarter_turns, views))
         return [read for read in found if read is not None]
 
-    def read_faces(self, image: np.ndarray) -> list[tuple[MeshReading, Face]]:
-        """Every face's mesh and the face reported from it, one per person, the most prominent first."""
-        read = self._read_all(image, 0)
+    def read_faces(self, image: np.ndarray) -> list[FaceReading]:
+        """Every face, one per person, the most prominent first."""
+        sure_from = self.options.doubt_below
+        read = distinct_faces(self._read_all(image), sure_from)
+        if self.options.quarter_turns and not read:
+            coarse = self.options.views.coarser(self.options.turned_search_coarseness)
+            turned = [face for quarters in (1, 3, 2) for face in self._read_all(image, quarters, coarse)]
+            read = distinct_faces(turned, sure_from)
         if self.options.quarter_turns:
-            for quarter in quarters_to_try([reading.roll() for reading, _ in read]):
-                read += self._read_all(image, quarter)
-        reading_of = {id(face): reading for reading, face in read}
-        kept = sort_by_prominence(distinct_faces([face for _, face in read]))
-        return [(reading_of[id(face)], face) for face in kept]
+            for quarters in quarters_of([item.reading.roll() for item in read]):
+                read = distinct_faces(read + self._read_all(image, quarters), sure_from)
+        return sorted(read, key=lambda item: prominence(item.face), reverse=True)
 
     def predict(self, image: np.ndarray) -> Prediction:
         height, width = image.shape[:2]
-        return Prediction(width, height, [face for _, face in self.read_faces(image)])
+        return Prediction(width, height, [item.face for item in self.read_faces(image)])
