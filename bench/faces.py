@@ -164,6 +164,51 @@ def cost_images(data_dir: Path, group: Path, folder: Path) -> list[tuple[str, st
     return images
 
 
+def small_photos(data_dir: Path) -> dict[str, list[Path]]:
+    """../shared/data's photos up to 1280 px on the long side: labelled (each has a face) and faceless."""
+    found: dict[str, list[Path]] = {"with faces": [], "without": []}
+    for folder, kind in (("images", "with faces"), ("multi_face", "with faces"), ("no_face", "without")):
+        for path in sorted((data_dir / folder).iterdir()):
+            image = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+            if image is not None and max(image.shape) * 8 <= 1280:
+                found[kind].append(path)
+    return found
+
+
+def measure_small_photos(photos: dict[str, list[Path]], baseline_source: Path, rounds: int) -> list[dict]:
+    """Network runs and ms, summed over real photos up to 1280 px, for both codes turn by turn."""
+    ours, theirs = TimingWorker(REPO / "src"), TimingWorker(baseline_source)
+    rows = []
+    try:
+        for kind, paths in photos.items():
+            runs = {"ours": 0, "baseline": 0}
+            ms: dict[str, list[float]] = {"ours": [], "baseline": []}
+            for turn in range(rounds):
+                pair = (("ours", ours), ("baseline", theirs))
+                for path in paths:
+                    for name, worker in pair if turn % 2 else pair[::-1]:
+                        answer = worker.run(path)
+                        ms[name].append(answer["ms"])
+                        runs[name] += sum(answer["runs"]) if turn == 0 else 0
+            mean = {name: float(np.mean(values)) for name, values in ms.items()}
+            rows.append(
+                {
+                    "photos": kind,
+                    "count": len(paths),
+                    "runs": runs["ours"],
+                    "baseline_runs": runs["baseline"],
+                    "ms": mean["ours"],
+                    "baseline_ms": mean["baseline"],
+                    "ratio": mean["ours"] / mean["baseline"],
+                }
+            )
+            print(f"  {kind}: {rows[-1]}", flush=True)
+    finally:
+        ours.close()
+        theirs.close()
+    return rows
+
+
 def measure_costs(images, baseline_source: Path, rounds: int) -> list[dict]:
     ours, theirs = TimingWorker(REPO / "src"), TimingWorker(baseline_source)
     model = load_model()
@@ -397,6 +442,17 @@ def markdown(results: dict) -> str:
         )
     lines += [
         "",
+        "Real photos up to 1280 px from ../shared/data, each run by both codes turn by turn; runs counted "
+        "once, ms the mean over all turns:",
+        "",
+        "| photos | count | runs (baseline) | ms | baseline ms | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {row['photos']} | {row['count']} | {row['runs']} ({row['baseline_runs']}) | "
+            f"{row['ms']:.1f} | {row['baseline_ms']:.1f} | {row['ratio']:.2f}x |"
+            for row in results["small_photos"]
+        ),
+        "",
         "## What --min-face buys (group photos, 3800x2300)",
         "",
         "| --min-face | views | found | median | ms per image |",
@@ -462,6 +518,10 @@ def main() -> None:
         baseline = export_source(args.baseline, work / "baseline")
         images = cost_images(args.data, group_dir / "images" / "group_0.jpg", work)
         results["costs"] = measure_costs(images, baseline, 4 if args.quick else args.rounds)
+        print("photos up to 1280 px", flush=True)
+        results["small_photos"] = measure_small_photos(
+            small_photos(args.data), baseline, 2 if args.quick else 4
+        )
         print("min face", flush=True)
         results["min_face"] = measure_min_face(group_dir / "images" / "group_0.jpg", group_dir)
     print("calibration", flush=True)
