@@ -108,4 +108,5 @@ def test_turned_copies_of_real_photos_keep_their_faces_and_accuracy(model, share
     )
     # bench/faces.py measures the whole set (>= 95%); here 21 photos, one of whose faces is 11 px wide.
     assert turned.detection_rate >= 0.9
-    assert abs(np.median(turned.errors) - np.median(upright.errors)) < 0.01
+    # Medians of 20 faces move by about 1% from sample to sample: this guards against a real loss.
+    assert np.median(turned.errors) < np.median(upright.errors) + 0.01
