@@ -97,5 +97,5 @@ class Model(Protocol):
 
 
 def prominence(face: Face) -> float:
-    """How much a face stands out: its box's area. The largest is the one a user in front of a camera means."""
+    """How much a face stands out: its box's area. The largest is the one a user before a camera means."""
     return face.box.area if face.box else 0.0

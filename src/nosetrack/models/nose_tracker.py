@@ -78,12 +78,13 @@ def crops_differ(first: RotatedCrop, second: RotatedCrop, angle: float, shift: f
 
 @dataclass(frozen=True)
 class FaceReading:
-    """One face as the tracker read it: FaceMesh's landmarks, the face reported from them, and how sure
-    FaceMesh was of its last crop (its face score, 0..1)."""
+    """One face as the tracker read it: FaceMesh's landmarks, the face reported from them, how sure FaceMesh
+    was of its last crop (its face score, 0..1), and that crop."""
 
     reading: MeshReading
     face: Face
     sureness: float
+    crop: RotatedCrop | None = None
 
 
 def distinct_faces(read: list[FaceReading], sure_from: float = 1.0) -> list[FaceReading]:
@@ -158,33 +159,24 @@ class NoseTracker:
             points, score = self._mesh.landmarks(image, crop)
         return crop, points, score
 
-    def _right_way_up(
-        self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray, score: float
-    ) -> tuple[RotatedCrop, np.ndarray, float]:
-        """The crop turned by the quarter FaceMesh is surest of, when it doubts the one it was given."""
-        if not self.options.quarter_turns or score >= self.options.doubt_below:
-            return crop, points, score
-        turned = [turned_by_quarters(crop, quarters) for quarters in (1, 2, 3)]
-        meshes = [self._mesh.landmarks(image, t) for t in turned]
-        best = max(range(3), key=lambda i: meshes[i][1])
-        if meshes[best][1] <= score:
-            return crop, points, score
-        return self._settle(image, turned[best], *meshes[best])
-
-    def _read(self, image: np.ndarray, detection: Detection) -> FaceReading | None:
-        crop = crop_from_detection(detection, self.options.crop_margin)
-        points, score = self._mesh.landmarks(image, crop)
-        if score < MIN_MESH_SCORE:
-            return None
-        crop, points, sureness = self._right_way_up(image, *self._settle(image, crop, points, score))
+    def _face_reading(
+        self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray, sureness: float, score: float
+    ) -> FaceReading:
+        """The face FaceMesh's `points` on `crop` give, with the mirrored crop's opinion."""
         mirrored = self._mesh.landmarks(image, crop, mirrored=True)[0] if self.options.mirror else None
         reading = MeshReading(points, mirrored)
         nose = self.nose_point(reading)
         x0, y0 = points.min(axis=0)
         x1, y1 = points.max(axis=0)
         box = Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-        face = Face(float(nose[0]), float(nose[1]), score=float(detection.score), box=box)
-        return FaceReading(reading, face, sureness)
+        return FaceReading(reading, Face(float(nose[0]), float(nose[1]), score, box), sureness, crop)
+
+    def _read(self, image: np.ndarray, detection: Detection) -> FaceReading | None:
+        crop = crop_from_detection(detection, self.options.crop_margin)
+        points, score = self._mesh.landmarks(image, crop)
+        if score < MIN_MESH_SCORE:
+            return None
+        return self._face_reading(image, *self._settle(image, crop, points, score), float(detection.score))
 
     def _read_all(
         self, image: np.ndarray, quarter_turns: int = 0, views: DetectorViews | None = None
@@ -192,17 +184,44 @@ class NoseTracker:
         found = (self._read(image, d) for d in self._detector.detect(image, quarter_turns, views))
         return [read for read in found if read is not None]
 
+    def _turned_if_surer(self, image: np.ndarray, item: FaceReading) -> FaceReading:
+        """`item` read again from its crop turned by the quarter FaceMesh is surest of, if surer there."""
+        turned = [turned_by_quarters(item.crop, quarters) for quarters in (1, 2, 3)]
+        meshes = [self._mesh.landmarks(image, crop) for crop in turned]
+        best = max(range(3), key=lambda i: meshes[i][1])
+        if meshes[best][1] <= item.sureness:
+            return item
+        settled = self._settle(image, turned[best], *meshes[best])
+        return self._face_reading(image, *settled, item.face.score)
+
+    def _right_way_up(
+        self, image: np.ndarray, read: list[FaceReading], upright_view: bool
+    ) -> list[FaceReading]:
+        """`read` with the faces FaceMesh doubts read again the way up it is surest of.
+
+        The detector sometimes takes a face on its side or upside down for an upright one, and FaceMesh fits
+        it anyway, less surely. In the upright views, a photo with one face that FaceMesh is sure of and that
+        stands upright is an upright photo: its doubted faces are hard or small ones, left as they are.
+        """
+        doubt = self.options.doubt_below
+        if upright_view and any(i.sureness >= doubt and abs(i.reading.roll()) < np.pi / 4 for i in read):
+            return read
+        return [self._turned_if_surer(image, item) if item.sureness < doubt else item for item in read]
+
     def read_faces(self, image: np.ndarray) -> list[FaceReading]:
         """Every face, one per person, the most prominent first."""
         sure_from = self.options.doubt_below
-        read = distinct_faces(self._read_all(image), sure_from)
-        if self.options.quarter_turns and not read:
+        read = self._read_all(image)
+        if not self.options.quarter_turns:
+            return sorted(distinct_faces(read, sure_from), key=lambda i: prominence(i.face), reverse=True)
+        read = distinct_faces(self._right_way_up(image, read, upright_view=True), sure_from)
+        if not read:
             coarse = self.options.views.coarser(self.options.turned_search_coarseness)
             turned = [face for quarters in (1, 3, 2) for face in self._read_all(image, quarters, coarse)]
-            read = distinct_faces(turned, sure_from)
-        if self.options.quarter_turns:
-            for quarters in quarters_of([item.reading.roll() for item in read]):
-                read = distinct_faces(read + self._read_all(image, quarters), sure_from)
+            read = distinct_faces(self._right_way_up(image, turned, upright_view=False), sure_from)
+        for quarters in quarters_of([item.reading.roll() for item in read]):
+            turned = self._right_way_up(image, self._read_all(image, quarters), upright_view=False)
+            read = distinct_faces(read + turned, sure_from)
         return sorted(read, key=lambda item: prominence(item.face), reverse=True)
 
     def predict(self, image: np.ndarray) -> Prediction:
