@@ -355,18 +355,20 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
             calibrated["variation"] < 0.1,
         ),
     ]
-    small = [
+    (real,) = [row for row in results["small_photos"] if row["photos"] == "with faces"]
+    made = [
         row
         for row in results["costs"]
-        if row["content"] == "one face" and int(row["size"].split("x")[0]) <= 1280
+        if row["content"] != "no face" and int(row["size"].split("x")[0]) <= 1280
     ]
-    fewer = all(sum(row["runs"]) <= sum(row["baseline_runs"]) for row in small)
-    ratios = ", ".join(f"{row['size']} {row['ratio']:.2f}x" for row in small)
     rows.append(
         (
-            "photos up to 1280 px with a face: no slower than the baseline",
-            f"runs <= baseline; ms {ratios}",
-            fewer,
+            f"photos up to 1280 px with faces: no slower than the baseline ({real['count']} real photos; "
+            "the made-up ones above)",
+            f"network runs {real['runs']} ({real['baseline_runs']}), ms {real['ratio']:.2f}x; made-up: "
+            + ", ".join(f"{sum(r['runs'])} ({sum(r['baseline_runs'])})" for r in made),
+            real["runs"] <= real["baseline_runs"]
+            and all(sum(r["runs"]) <= sum(r["baseline_runs"]) for r in made),
         )
     )
     return rows
@@ -495,7 +497,11 @@ def main() -> None:
     parser.add_argument("--group-photos", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=12, help="timed turns per image (fewer for 12 MP)")
     parser.add_argument("--quick", action="store_true", help="every 4th photo, three turns, 4 rounds")
+    parser.add_argument("--report", action="store_true", help="only write faces.md again from faces.json")
     args = parser.parse_args()
+    if args.report:
+        (args.out / "faces.md").write_text(markdown(json.loads((args.out / "faces.json").read_text())))
+        return
     started = time.time()
     results: dict = {"stamp": stamp(), "baseline": args.baseline}
     model = load_model()
