@@ -16,6 +16,7 @@ from nosetrack.models import load_model
 from nosetrack.models.calibration import CalibrationError, NoseCalibration, fit_calibration
 from nosetrack.models.face_mesh_reading import MESH_NOSE_TIP, MeshReading
 from nosetrack.pool import ModelPool
+from nosetrack.server.app import create_app
 from nosetrack.testsets import write_jpeg, write_labels
 
 TRUTH = NoseCalibration(offset=(0.03, 0.07), landmarks=(1, 5), weights=(0.4, -0.2))
@@ -126,6 +127,14 @@ def test_the_server_and_v2_apply_the_calibration(face_jpeg, astronaut_bgr, shift
     nose = next(o for o in response.get_json()["outputs"] if o["name"] == "NOSE")["data"]
     height, width = astronaut_bgr.shape[:2]
     assert nose == pytest.approx([calibrated.nose_x / width, calibrated.nose_y / height], abs=0.003)
+
+
+def test_the_app_factory_loads_its_models_with_the_calibration(face_jpeg, astronaut_bgr, shift_file):
+    calibrated = load_model(calibration=shift_file).predict(astronaut_bgr).faces[0]
+    app = create_app(Settings(log_file="", model_instances=1, calibration=str(shift_file), min_face=60.0))
+    answer = app.test_client().post("/v1/nose", data=face_jpeg, content_type="image/jpeg").get_json()
+    assert answer["nose"] == pytest.approx({"x": calibrated.nose_x, "y": calibrated.nose_y}, abs=1)
+    assert app.test_client().get("/version").get_json()["model"]["min_face"] == 60.0
 
 
 def test_serve_reads_the_calibration_and_min_face_from_the_environment(shift_file):
