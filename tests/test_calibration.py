@@ -207,3 +207,19 @@ def test_eval_against_a_server_leaves_the_calibration_to_the_server(
     arguments = ["eval", str(annotators_who_mark_lower), "--url", "http://127.0.0.1:9", "--calibration"]
     assert main([*arguments, str(shift_file)]) == 2
     assert "the server's own" in capsys.readouterr().err
+
+
+def test_the_tracker_follows_the_calibrated_nose(model, astronaut_bgr, shift_file):
+    from nosetrack.tracking import track
+
+    (item,) = model.read_faces(astronaut_bgr)
+    interocular = np.hypot(*np.subtract(*item.reading.eye_centres()))
+    frames = list(track([astronaut_bgr] * 4, load_model(calibration=shift_file)))
+    uncalibrated = list(track([astronaut_bgr] * 4, model))
+    for calibrated, plain in zip(frames[1:], uncalibrated[1:], strict=True):
+        assert calibrated.faces[0].tracked  # followed by the mesh, not detected again
+        moved = np.subtract(
+            (calibrated.faces[0].raw.nose_x, calibrated.faces[0].raw.nose_y),
+            (plain.faces[0].raw.nose_x, plain.faces[0].raw.nose_y),
+        )
+        assert moved == pytest.approx([0.0, 0.2 * interocular], abs=0.03 * interocular)

@@ -39,7 +39,7 @@ def slow_pool(model):
 
 
 def slow_app(slow_pool, **settings):
-    return create_app(Settings(log_file="", model_instances=1, **settings), pool=slow_pool)
+    return create_app(Settings(log_file="", model_instances=1, **settings), pools=[slow_pool])
 
 
 def post_together(app, body: bytes, count: int) -> list[tuple[int, float, dict]]:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from .evaluation import (
-    UNLIMITED_PIXELS,
     FaceOutcome,
     LabelledFace,
     error_figures,
@@ -21,7 +20,7 @@ from .evaluation import (
     read_labels,
     require_images,
 )
-from .images import CheckedImage
+from .images import read_image
 from .models.base import Prediction
 from .models.calibration import DEFAULT_LANDMARKS, DEFAULT_STRENGTH, NoseCalibration, fit_calibration
 from .models.face_mesh_reading import MESH_NOSE_TIP, MeshReading, NosePoint
@@ -42,8 +41,7 @@ def collect_samples(data_dir: Path, model: NoseTracker) -> tuple[list[Sample], i
     require_images(data_dir, labels, sorted(labels))
     samples, missed = [], 0
     for name in sorted(labels):
-        checked = CheckedImage.check((data_dir / "images" / name).read_bytes(), UNLIMITED_PIXELS)
-        pixels = checked.decode().pixels
+        pixels = read_image(data_dir / "images" / name)
         read = model.read_faces(pixels)
         reading_at = {(item.face.nose_x, item.face.nose_y): item.reading for item in read}
         prediction = Prediction(pixels.shape[1], pixels.shape[0], [item.face for item in read])

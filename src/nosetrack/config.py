@@ -16,10 +16,12 @@ class Settings:
     workers: int = 2
     # Model instances per worker: how many predictions one worker runs at once.
     model_instances: int = 2
-    model: str | None = None
-    # A nose calibration file (`nosetrack calibrate`) the built-in model applies; None: FaceMesh's own tip.
+    # The models to serve: built-in names, model files, specs, or folders of specs. The first answers every
+    # route that names no model (the seed's among them). None given: the default built-in model.
+    models: tuple[str, ...] = ()
+    # A nose calibration file (`nosetrack calibrate`) the built-in models apply; None: FaceMesh's own tip.
     calibration: str | None = None
-    # The smallest face the built-in model looks for, as an inter-ocular distance in pixels (None: 40).
+    # The smallest face the built-in models look for, as an inter-ocular distance in pixels (None: 40).
     min_face: float | None = None
     log_file: str = "webserver.log"
     log_level: str = "INFO"
@@ -43,6 +45,13 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # How many recent predictions the dashboard may show as thumbnails; 0 (off) keeps pictures out of memory.
     show_recent: int = 0
+    # Port of the Open Inference Protocol's gRPC service, beside HTTP in every worker (0: off).
+    grpc_port: int = 0
+    # On a Ray cluster (`nosetrack serve --ray`): replicas, each with `model_instances` models. Autoscaling
+    # between the two counts; max None: as many as the cluster's CPUs hold when deployed.
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    cpus_per_replica: float = 1.0
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from .answer import prediction_from_answer
-from .images import ImageError
+from .images import IMAGE_SUFFIXES, UNLIMITED_PIXELS, ImageError, read_image
 from .models.base import Face, Model, Prediction
 from .predictor import predict_bytes
 
@@ -35,8 +35,6 @@ DETECTION_RADIUS = 0.5
 # A FaceMesh box (the landmarks' extent) is about 2.4 inter-ocular distances on a side (geometric mean of
 # its width and height, ../shared/data): the face size of a face labelled without its eyes.
 BOX_SIDE_PER_INTEROCULAR = 2.4
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-UNLIMITED_PIXELS = 1 << 40
 
 PredictFile = Callable[[Path], Prediction]
 
@@ -377,10 +375,7 @@ def contact_sheet(
     data_dir: Path, outcomes: list[FaceOutcome], columns: int = 6, tile_size: int = 256
 ) -> np.ndarray:
     """The outcomes' tiles in rows: a picture of where the model goes wrong."""
-    tiles = [
-        draw_outcome(cv2.imread(str(data_dir / "images" / o.label.file), cv2.IMREAD_COLOR), o, tile_size)
-        for o in outcomes
-    ]
+    tiles = [draw_outcome(read_image(data_dir / "images" / o.label.file), o, tile_size) for o in outcomes]
     blank = np.zeros((tile_size, tile_size, 3), np.uint8)
     tiles += [blank] * (-len(tiles) % columns)
     rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]

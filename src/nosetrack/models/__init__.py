@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -78,6 +79,43 @@ def load_model(
     )
 
 
+def load_served_model(
+    source: str, calibration: str | None = None, min_face: float | None = None, engine_threads: int = 1
+) -> Model:
+    """One of the models a server serves: `calibration` and `min_face` (the server's --calibration and
+    --min-face) go to the built-in FaceMesh models among them; a user's model keeps its own nose."""
+    if source in BUILTIN_MODELS:
+        return load_model(source, engine_threads, calibration, min_face)
+    return load_model(source, engine_threads)
+
+
+def model_sources(requested: Sequence[str] = ()) -> list[str]:
+    """One entry for each model that `--model` values name: built-in names and files as given, and a folder
+    as the specs (*.toml) in it, in name order. None requested: the default model."""
+    sources: list[str] = []
+    for item in requested or (DEFAULT_MODEL,):
+        if Path(item).is_dir():
+            specs = sorted(str(spec) for spec in Path(item).glob("*.toml"))
+            if not specs:
+                raise ModelSpecError(f"The folder {item} holds no model specs (*.toml).")
+            sources += specs
+        else:
+            sources.append(item)
+    return sources
+
+
+def check_unique_names(infos: Iterable[ModelInfo]) -> None:
+    """Refuse two models with one name: a client names the model it wants, so each name must mean one."""
+    seen: set[str] = set()
+    for info in infos:
+        if info.name in seen:
+            raise ModelSpecError(
+                f"Two of the models are called {info.name!r}: name each model once, and give a user model "
+                'a name of its own (name = "..." under [model] in its spec).'
+            )
+        seen.add(info.name)
+
+
 __all__ = [
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
@@ -87,5 +125,8 @@ __all__ = [
     "ModelInfo",
     "ModelSpecError",
     "Prediction",
+    "check_unique_names",
     "load_model",
+    "load_served_model",
+    "model_sources",
 ]

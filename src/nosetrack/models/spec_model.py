@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..engines import open_engine
-from .base import Face, ModelInfo, Prediction
+from .base import Face, ImageInput, ModelInfo, Prediction, bgr_pixels
 from .geometry import ViewFrame, letterbox
 from .spec import ModelSpec, ModelSpecError, spec_for
 
@@ -111,7 +111,8 @@ class SpecModel:
                 score = float(1.0 / (1.0 + np.exp(-np.clip(score, -100.0, 100.0))))
         return float(x), float(y), score
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    def predict(self, image: ImageInput) -> Prediction:
+        image = bgr_pixels(image)
         height, width = image.shape[:2]
         tensor, frame = self._tensor(image)
         x, y, score = self._read_nose(self._engine.run(tensor))
