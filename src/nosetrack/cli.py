@@ -1,4 +1,4 @@
-"""The `nosetrack` command: serve, predict, track, eval, models."""
+"""The `nosetrack` command: serve, predict, track, eval, calibrate, models."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         help="built-in model name, model file, spec, or folder of specs (see `nosetrack models`); "
         "repeatable: clients pick one by name, the first answers the rest (or NOSETRACK_MODELS=a,b)",
     )
+    add_model_options(serve)
     serve.add_argument(
         "--log-file", help="log file (default webserver.log; '' for none); rotate it with logrotate"
     )
@@ -94,6 +95,22 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     cluster.add_argument("--cpus-per-replica", type=float, help="CPUs reserved per replica (default 1)")
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The built-in model's options that `serve` and `eval` share."""
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="report the nose where your annotators put it: a file `nosetrack calibrate` wrote",
+    )
+    parser.add_argument(
+        "--min-face",
+        type=float,
+        metavar="PX",
+        help="smallest face to find, as the distance between the eyes in pixels (default 40); "
+        "large photos are searched in more tiles for smaller faces",
+    )
+
+
 def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="send images to a server and write the noses")
     predict.add_argument("paths", nargs="+", help="image files and folders (searched recursively)")
@@ -115,6 +132,11 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
     track.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with each face drawn")
     track.add_argument("--model", help="built-in model name, or a model file or spec")
     track.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="report the nose where your annotators put it: a file `nosetrack calibrate` wrote (in process)",
+    )
+    track.add_argument(
         "--min-cutoff", type=float, help="the filter's cutoff at rest, Hz (steadier when lower)"
     )
     track.add_argument(
@@ -125,16 +147,33 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
     track.add_argument("--ca-file", help=CA_FILE_HELP)
 
 
+def worst_count(value: str) -> int | None:
+    return None if value == "all" else int(value)
+
+
 def add_eval_parser(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("eval", help="measure nose accuracy on an annotated set (labels.csv)")
+    from .evaluation import LABELS_HELP
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure nose accuracy on an annotated set (labels.csv)",
+        description="Measure where a model puts the nose on your annotated photos. " + LABELS_HELP,
+    )
     evaluate.add_argument(
         "data_dir", type=Path, help="folder with labels.csv and images/ (no_face/, multi_face/)"
     )
     where = evaluate.add_mutually_exclusive_group()
     where.add_argument("--model", help="built-in model to run in process (default: the default model)")
     where.add_argument("--url", help="measure a running server instead, e.g. http://127.0.0.1:5000")
+    add_model_options(evaluate)
     evaluate.add_argument("--sheet", type=Path, help="PNG contact sheet of the worst faces to write")
-    evaluate.add_argument("--worst", type=int, default=24, help="faces on the contact sheet (default 24)")
+    evaluate.add_argument(
+        "--worst",
+        type=worst_count,
+        default=24,
+        metavar="N|all",
+        help="faces on the contact sheet, worst first (default 24; all: every face)",
+    )
     evaluate.add_argument("--json", type=Path, help="also write the figures as JSON")
 
 
@@ -146,6 +185,26 @@ def check_tls_files(settings: Settings) -> None:
     for name in given:
         if not Path(getattr(settings, name)).is_file():
             raise ValueError(f"--{name} {getattr(settings, name)}: no such file.")
+
+
+def add_calibrate_parser(commands: argparse._SubParsersAction) -> None:
+    from .evaluation import LABELS_HELP
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit where your annotators put the nose (labels.csv), for --calibration",
+        description="Fit how your annotated nose point relates to FaceMesh's landmarks, check it with "
+        "k-fold cross-validation, and write it for `--calibration`. " + LABELS_HELP,
+    )
+    calibrate.add_argument("data_dir", type=Path, help="folder with labels.csv and images/")
+    calibrate.add_argument("--output", "-o", type=Path, required=True, help="calibration file to write")
+    calibrate.add_argument("--model", help="built-in model whose meshes to read (default: the default)")
+    calibrate.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    calibrate.add_argument(
+        "--strength",
+        type=float,
+        help="how strongly the landmark weights are held near 0 (default 0.001)",
+    )
 
 
 def check_listening(settings: Settings) -> None:
@@ -168,7 +227,7 @@ def check_listening(settings: Settings) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .models import check_unique_names, load_model, model_sources
+    from .models import check_unique_names, load_served_model, model_sources
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "ray", "address")}
     try:
@@ -182,7 +241,10 @@ def run_serve(args: argparse.Namespace) -> int:
             check_listening(settings)
             check_tls_files(settings)
         # Load each once here: a bad model or spec stops the start with one sentence, not in every worker.
-        check_unique_names(load_model(source).info for source in model_sources(settings.models))
+        served = model_sources(settings.models)
+        check_unique_names(
+            load_served_model(source, settings.calibration, settings.min_face).info for source in served
+        )
     except ImportError as error:
         print(f"nosetrack: --ray needs Ray Serve ({error}): pip install 'nosetrack[ray]'", file=sys.stderr)
         return 2
@@ -289,12 +351,12 @@ def run_predict(args: argparse.Namespace) -> int:
 Tracking = typing.Callable[[typing.Iterable], typing.Iterator]
 
 
-def local_tracking(model_name: str | None, options) -> Tracking:
+def local_tracking(args: argparse.Namespace, options) -> Tracking:
     from .answer import tracked_answer
     from .models import load_model
     from .tracking import Tracker
 
-    model, tracker = load_model(model_name), Tracker(options)
+    model, tracker = load_model(args.model, calibration=args.calibration), Tracker(options)
     return lambda frames: ((image, tracked_answer(tracker.update(model, image, at))) for image, at in frames)
 
 
@@ -318,7 +380,7 @@ def run_track(args: argparse.Namespace) -> int:
     try:
         options = TrackerOptions().with_changes(changes)  # refused here, even before a server is asked
         source = VideoSource.open(args.source)
-        track = server_tracking(args, changes) if args.url else local_tracking(args.model, options)
+        track = server_tracking(args, changes) if args.url else local_tracking(args, options)
     except ValueError as error:
         print(f"nosetrack: {error}", file=sys.stderr)
         return 2
@@ -338,20 +400,23 @@ def run_track(args: argparse.Namespace) -> int:
 
 def report_evaluation(args: argparse.Namespace, predict_file) -> int:
     """Evaluate, print the figures, and write the contact sheet and JSON the flags ask for."""
-    from .evaluation import contact_sheet, evaluate
+    from .evaluation import EvaluationError, contact_sheet, evaluate
 
-    if not (args.data_dir / "labels.csv").is_file():
-        print(f"No labels.csv in {args.data_dir}.", file=sys.stderr)
+    try:
+        report = evaluate(args.data_dir, predict_file)
+    except EvaluationError as error:
+        print(f"nosetrack eval: {error}", file=sys.stderr)
         return 1
-    report = evaluate(args.data_dir, predict_file)
     print(report.as_text())
     if args.sheet:
         import cv2
 
         cv2.imwrite(str(args.sheet), contact_sheet(args.data_dir, report.worst(args.worst)))
-        print(f"worst {args.worst} faces drawn in {args.sheet} (green cross: label, red dot: prediction)")
+        shown = "every face" if args.worst is None else f"worst {args.worst} faces"
+        print(f"{shown} drawn in {args.sheet} (green cross: label, red dot: prediction)")
     if args.json:
-        args.json.write_text(json.dumps({**report.summary(), "face_counts": report.face_counts}, indent=2))
+        figures = {**report.summary(), "face_counts": report.face_counts, "breakdown": report.breakdown()}
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
 
 
@@ -360,13 +425,45 @@ def run_eval(args: argparse.Namespace) -> int:
     from .models import load_model
 
     if args.url:
+        if args.calibration or args.min_face:
+            print("--calibration and --min-face are the server's own: start it with them.", file=sys.stderr)
+            return 2
         return report_evaluation(args, server_predictor(args.url))
+    try:
+        model = load_model(args.model, calibration=args.calibration, min_face=args.min_face)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return report_evaluation(args, model_predictor(model))
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import collect_samples, cross_validate
+    from .models import load_model
+    from .models.calibration import DEFAULT_STRENGTH
+    from .models.nose_tracker import NoseTracker
+
     try:
         model = load_model(args.model)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    return report_evaluation(args, model_predictor(model))
+    if not isinstance(model, NoseTracker):
+        print("nosetrack calibrate: calibrations are for the built-in FaceMesh models.", file=sys.stderr)
+        return 2
+    try:
+        samples, missed = collect_samples(args.data_dir, model)
+        print(f"faces: {len(samples)} found and used, {missed} missed (left out)")
+        fitted_on = f"{args.data_dir.resolve().name}: {len(samples)} faces"
+        strength = DEFAULT_STRENGTH if args.strength is None else args.strength
+        result = cross_validate(samples, args.folds, strength=strength, fitted_on=fitted_on)
+    except ValueError as error:  # an EvaluationError (labels.csv, images), or too few faces
+        print(f"nosetrack calibrate: {error}", file=sys.stderr)
+        return 1
+    print(result.as_text(args.folds))
+    result.calibration.save(args.output)
+    print(f"wrote {args.output}: use it with --calibration {args.output}")
+    return 0
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -395,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_parser(commands)
     add_track_parser(commands)
     add_eval_parser(commands)
+    add_calibrate_parser(commands)
     models = commands.add_parser("models", help="list the built-in models, and check a user model's spec")
     models.add_argument("--model", help="a model file or spec to load, check and show")
     return parser
@@ -405,6 +503,7 @@ HANDLERS = {
     "predict": run_predict,
     "track": run_track,
     "eval": run_eval,
+    "calibrate": run_calibrate,
     "models": run_models,
 }
 

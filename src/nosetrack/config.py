@@ -19,6 +19,10 @@ class Settings:
     # The models to serve: built-in names, model files, specs, or folders of specs. The first answers every
     # route that names no model (the seed's among them). None given: the default built-in model.
     models: tuple[str, ...] = ()
+    # A nose calibration file (`nosetrack calibrate`) the built-in models apply; None: FaceMesh's own tip.
+    calibration: str | None = None
+    # The smallest face the built-in models look for, as an inter-ocular distance in pixels (None: 40).
+    min_face: float | None = None
     log_file: str = "webserver.log"
     log_level: str = "INFO"
     max_body_bytes: int = 20 * 1024 * 1024

@@ -2,45 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 
 from .base import Box, Face, Model, ModelInfo, Prediction
 from .blazeface import SHORT_RANGE, DetectorViews
+from .calibration import NoseCalibration
+from .face_mesh_reading import MESH_NOSE_TIP
 from .nose_tracker import NoseTracker, NoseTrackerOptions
 from .spec import ModelSpecError
 from .spec_model import load_spec_model
 
 DEFAULT_MODEL = "facemesh"
-# Photos larger than a webcam frame are also searched in tiles, for the small faces of group photos.
-PHOTO_VIEWS = DetectorViews(tile_above=640)
-BUILTIN_MODELS: dict[str, tuple[str, Callable[[int], Model]]] = {
+# The smallest face the photo models look for, as an inter-ocular distance in the image's pixels.
+DEFAULT_MIN_FACE = 40.0
+# Photos larger than a webcam frame are also searched in tiles, down to faces of DEFAULT_MIN_FACE.
+PHOTO_VIEWS = DetectorViews(min_face=DEFAULT_MIN_FACE)
+BUILTIN_MODELS: dict[str, tuple[str, NoseTrackerOptions]] = {
     "facemesh": (
-        "BlazeFace full range (faces near and far, tiles for group photos) + FaceMesh nose tip, "
-        "averaged with the mirrored crop's. The default.",
-        lambda engine_threads: NoseTracker(NoseTrackerOptions(views=PHOTO_VIEWS), engine_threads, "facemesh"),
+        "BlazeFace full range (faces near and far, tiles down to --min-face for group photos, faces at any "
+        "angle) + FaceMesh nose tip, averaged with the mirrored crop's. The default.",
+        NoseTrackerOptions(views=PHOTO_VIEWS),
     ),
     "facemesh-steady": (
         "As facemesh, and every face gets a second FaceMesh pass on a crop centred by the first mesh: a "
         "third of the jitter on video, about one FaceMesh run (~3 ms) per face slower.",
-        lambda engine_threads: NoseTracker(
-            NoseTrackerOptions(views=PHOTO_VIEWS, refinements=1, refine_above=(0.0, 0.0)),
-            engine_threads,
-            "facemesh-steady",
-        ),
+        NoseTrackerOptions(views=PHOTO_VIEWS, refinements=1, refine_above=(0.0, 0.0)),
     ),
     "facemesh-short-range": (
-        "BlazeFace short range (one face close to a webcam) + FaceMesh nose tip. A little faster.",
-        lambda engine_threads: NoseTracker(
-            NoseTrackerOptions(detector=SHORT_RANGE), engine_threads, "facemesh-short-range"
-        ),
+        "BlazeFace short range (one face close to a webcam, upright, no tiles unless --min-face) + FaceMesh "
+        "nose tip. A little faster.",
+        NoseTrackerOptions(detector=SHORT_RANGE, quarter_turns=False),
     ),
 }
 
 
-def load_model(name_or_path: str | None = None, engine_threads: int = 1) -> Model:
+def load_model(
+    name_or_path: str | None = None,
+    engine_threads: int = 1,
+    calibration: str | Path | NoseCalibration | None = None,
+    min_face: float | None = None,
+) -> Model:
     """The built-in model called `name_or_path` (the default when None), or a user's model from a path:
     a spec (.toml), a model file with a spec beside it, or a bare TensorFlow .pb (the seed's preprocessing).
 
@@ -48,17 +53,40 @@ def load_model(name_or_path: str | None = None, engine_threads: int = 1) -> Mode
     one per process, so this sets it for the process). Parallelism comes from more instances and processes:
     OpenCV's own pool (resize, warpAffine, imdecode) would run on the same cores and cost more CPU per image
     than it saves. The instance is not thread-safe: give each thread its own, or share a `ModelPool`.
+
+    For the built-in models: `calibration` (a file `nosetrack calibrate` wrote, or its contents) moves the
+    nose from FaceMesh's own tip to where the user's annotators put it; `min_face` is the smallest face to
+    find, as an inter-ocular distance in pixels (default: the model's own, 40 for the photo models).
     """
     cv2.setNumThreads(engine_threads)
     name = name_or_path or DEFAULT_MODEL
     if name in BUILTIN_MODELS:
-        return BUILTIN_MODELS[name][1](engine_threads)
+        options = BUILTIN_MODELS[name][1]
+        if min_face is not None:
+            options = replace(options, views=replace(options.views, min_face=min_face))
+        if isinstance(calibration, (str, Path)):
+            calibration = NoseCalibration.load(calibration)
+        return NoseTracker(options, engine_threads, name, calibration or MESH_NOSE_TIP)
+    if calibration is not None or min_face is not None:
+        raise ModelSpecError(
+            "--calibration and --min-face apply to the built-in FaceMesh models, not to a user's model."
+        )
     if Path(name).suffix:
         return load_spec_model(name, engine_threads)
     choices = ", ".join(BUILTIN_MODELS)
     raise ModelSpecError(
         f"Unknown model {name!r}: name a built-in model ({choices}) or a model file or spec."
     )
+
+
+def load_served_model(
+    source: str, calibration: str | None = None, min_face: float | None = None, engine_threads: int = 1
+) -> Model:
+    """One of the models a server serves: `calibration` and `min_face` (the server's --calibration and
+    --min-face) go to the built-in FaceMesh models among them; a user's model keeps its own nose."""
+    if source in BUILTIN_MODELS:
+        return load_model(source, engine_threads, calibration, min_face)
+    return load_model(source, engine_threads)
 
 
 def model_sources(requested: Sequence[str] = ()) -> list[str]:
@@ -99,5 +127,6 @@ __all__ = [
     "Prediction",
     "check_unique_names",
     "load_model",
+    "load_served_model",
     "model_sources",
 ]

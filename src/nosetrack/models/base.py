@@ -126,6 +126,6 @@ def bgr_pixels(image: ImageInput) -> np.ndarray:
     return cv2.cvtColor(image, _TO_BGR[channels])
 
 
-def sort_by_prominence(faces: list[Face]) -> list[Face]:
-    """The largest face first: the one a user in front of a camera means."""
-    return sorted(faces, key=lambda face: face.box.area if face.box else 0.0, reverse=True)
+def prominence(face: Face) -> float:
+    """How much a face stands out: its box's area. The largest is the one a user before a camera means."""
+    return face.box.area if face.box else 0.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -71,28 +71,63 @@ def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray, iou_
     return kept
 
 
+def tile_starts(length: float, tile: float, overlap: float) -> list[float]:
+    """Where tiles of side `tile` start along a side of `length`: evenly spread, overlapping by at least
+    `overlap` of a tile, the first at 0 and the last at the far edge; one centred tile when it covers all."""
+    if tile >= length:
+        return [(length - tile) / 2.0]
+    count = int(np.ceil((length - tile) / (tile * (1.0 - overlap)))) + 1
+    return [float(start) for start in np.linspace(0.0, length - tile, count)]
+
+
 @dataclass(frozen=True)
 class DetectorViews:
     """Which square views of an image the detector looks at; candidates from all are merged.
 
-    Always the whole image, letterboxed. `tile_above`: images whose long side exceeds this many pixels are
-    also seen as four overlapping tiles of `tile_fraction` of the long side, so that small faces in large
-    group photos get enough of the detector's pixels. None: no tiles.
+    Always the whole image, letterboxed: it finds the faces that are large in the picture. With `min_face`
+    (an inter-ocular distance in image pixels), also a pyramid of tiled levels, so that the smallest face
+    wanted comes out at `face_pixels` between the eyes in the detector's input, where BlazeFace still finds
+    it. The finest level's tiles are `min_face * input_size / face_pixels` pixels wide; each coarser level's
+    are `level_step` times wider, up to the whole image. A level's faces are at most `level_step` times its
+    smallest, and tiles overlap by `overlap` of their side, so that every such face lies whole in some tile.
+    The number of views grows with the image's area over `min_face` squared: a webcam frame gets one, a
+    12-megapixel photo about sixty at the default 40 px.
     """
 
-    tile_above: int | None = None
-    tile_fraction: float = 0.6
+    min_face: float | None = None
+    face_pixels: float = 10.0
+    level_step: float = 2.0
+    overlap: float = 0.3
 
-    def squares(self, width: int, height: int) -> list[tuple[float, float, float]]:
-        """(left, top, side) of each view, in image pixels."""
+    def coarser(self, factor: float) -> DetectorViews:
+        """The same views for faces `factor` times larger: fewer tiles."""
+        return replace(self, min_face=self.min_face * factor) if self.min_face else self
+
+    def squares(self, width: int, height: int, input_size: int) -> list[tuple[float, float, float]]:
+        """(left, top, side) of each view, in image pixels: the whole image first, then the finest tiles."""
         long_side = max(width, height)
         views = [((width - long_side) / 2.0, (height - long_side) / 2.0, float(long_side))]
-        if self.tile_above is not None and long_side > self.tile_above:
-            tile = long_side * self.tile_fraction
-            lefts = (0.0, width - tile) if width > tile else ((width - tile) / 2.0,)
-            tops = (0.0, height - tile) if height > tile else ((height - tile) / 2.0,)
-            views += [(left, top, tile) for top in tops for left in lefts]
+        if not self.min_face:
+            return views
+        tile = self.min_face * input_size / self.face_pixels
+        # A level less than sqrt(level_step) finer than the whole image would see its faces barely larger.
+        while tile * np.sqrt(self.level_step) <= long_side:
+            views += [
+                (left, top, tile)
+                for top in tile_starts(height, tile, self.overlap)
+                for left in tile_starts(width, tile, self.overlap)
+            ]
+            tile *= self.level_step
         return views
+
+
+def turn_back(points: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """Points (x, y) in 0..1 of a square shown `quarter_turns` times turned by `np.rot90`, in the square's
+    own units: each of np.rot90's turns takes (x, y) to (y, 1 - x)."""
+    x, y = points[..., 0], points[..., 1]
+    for _ in range(quarter_turns % 4):
+        x, y = 1.0 - y, x
+    return np.stack([x, y], axis=-1)
 
 
 class BlazeFaceDetector:
@@ -119,9 +154,15 @@ class BlazeFaceDetector:
         tensor -= 1.0
         return tensor[np.newaxis]
 
-    def _candidates(self, image: np.ndarray, left: float, top: float, side: float):
-        """Boxes (x0, y0, x1, y1), keypoints and scores above `min_score` in one view, in image pixels."""
+    def _candidates(self, image: np.ndarray, left: float, top: float, side: float, quarter_turns: int):
+        """Boxes (x0, y0, x1, y1), keypoints and scores above `min_score` in one view, in image pixels.
+
+        `quarter_turns` shows the network the view turned by that many quarters (`np.rot90`): a face lying
+        on its side or upside down is upright in one of them.
+        """
         square, frame = square_view(image, left, top, side, self.variant.input_size)
+        if quarter_turns % 4:
+            square = np.ascontiguousarray(np.rot90(square, quarter_turns))
         regressors, logits = self._engine.run(self._input_tensor(square))
         logits = np.clip(logits[0, :, 0], -100.0, 100.0)
         chosen = np.flatnonzero(logits > np.log(self.min_score / (1.0 - self.min_score)))
@@ -129,14 +170,20 @@ class BlazeFaceDetector:
         anchors = self._anchors[chosen]
         centres = raw[:, 0:2] + anchors
         half = raw[:, 2:4] / 2.0
-        corners = np.concatenate([centres - half, centres + half], axis=1).reshape(-1, 2, 2)
-        boxes = frame.to_image(corners).reshape(-1, 4)
-        points = frame.to_image(raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :])
-        return boxes, points, 1.0 / (1.0 + np.exp(-logits[chosen]))
+        corners = turn_back(np.stack([centres - half, centres + half], axis=1), quarter_turns)
+        corners = frame.to_image(corners)
+        boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+        keypoints = turn_back(raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :], quarter_turns)
+        return boxes, frame.to_image(keypoints), 1.0 / (1.0 + np.exp(-logits[chosen]))
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(
+        self, image: np.ndarray, quarter_turns: int = 0, views: DetectorViews | None = None
+    ) -> list[Detection]:
+        """The faces in every view (its own, or `views`), merged; with `quarter_turns`, in views turned that
+        many quarters."""
         height, width = image.shape[:2]
-        found = [self._candidates(image, *view) for view in self.views.squares(width, height)]
+        squares = (views or self.views).squares(width, height, self.variant.input_size)
+        found = [self._candidates(image, *square, quarter_turns) for square in squares]
         boxes, points, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
         if scores.size == 0:
             return []

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from ..engines import open_engine
-from .base import Box, Face, ImageInput, ModelInfo, Prediction, bgr_pixels, sort_by_prominence
+from .base import Box, Face, ImageInput, ModelInfo, Prediction, bgr_pixels, prominence
 from .blazeface import FULL_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detection, DetectorViews
-from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, NOSE_TIP, FaceMesh
+from .face_mesh_reading import MESH_NOSE_TIP, MeshReading, NosePoint
+from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, FaceMesh
 from .geometry import RotatedCrop, crop_around
 
 # MediaPipe's BlazeFace and FaceMesh: the .tflite files inside the PyPI wheel mediapipe, a declared dependency
@@ -51,6 +52,15 @@ class NoseTrackerOptions:
     refine_above: tuple[float, float] = (float(np.radians(5.0)), 0.1)
     # Average the nose tip with the one found on the mirrored crop (one more FaceMesh run per face).
     mirror: bool = True
+    # Faces on their side or upside down. The detector sometimes takes such a face for an upright one, and
+    # FaceMesh then fits it upright with less confidence: below `doubt_below`, FaceMesh also looks at the
+    # crop turned by each quarter and keeps the surest. Faces found lying on their side or upside down make
+    # the detector look again at all its views turned that way (a sideways group photo); when it finds no
+    # face at all, it looks at views turned by each quarter for faces `turned_search_coarseness` times the
+    # smallest face (a few runs, not the whole pyramid three times). Upright faces pay nothing.
+    quarter_turns: bool = True
+    doubt_below: float = 0.9999
+    turned_search_coarseness: float = 4.0
 
 
 def weights_dir() -> Path:
@@ -94,23 +104,50 @@ class MeshedFace:
     next_crop: RotatedCrop
 
 
-def distinct_faces(faces: list[Face]) -> list[Face]:
-    """One nose per person: a face whose nose lies inside the box of a better-scored face is that face again,
-    seen a second time (by another of the detector's views, or off-centre)."""
-    kept: list[Face] = []
-    for face in sorted(faces, key=lambda f: -(f.score or 0.0)):
-        if not any(other.box.contains(face.nose_x, face.nose_y) for other in kept):
-            kept.append(face)
+@dataclass(frozen=True)
+class FaceReading:
+    """One face as the tracker read it: FaceMesh's landmarks, the face reported from them, how sure FaceMesh
+    was of its last crop (its face score, 0..1), and that crop."""
+
+    reading: MeshReading
+    face: Face
+    sureness: float
+    crop: RotatedCrop | None = None
+
+
+def distinct_faces(read: list[FaceReading], sure_from: float = 1.0) -> list[FaceReading]:
+    """One nose per person: a face whose nose lies inside the box of a better face is that face again, seen a
+    second time (by another of the detector's views, off-centre, or turned). Better: FaceMesh is surer of it
+    (any sureness from `sure_from` counts as sure), then the detector scored it higher."""
+    kept: list[FaceReading] = []
+    for item in sorted(read, key=lambda r: (-min(r.sureness, sure_from), -(r.face.score or 0.0))):
+        if not any(other.face.box.contains(item.face.nose_x, item.face.nose_y) for other in kept):
+            kept.append(item)
     return kept
+
+
+def quarters_of(rolls: list[float]) -> list[int]:
+    """The quarter turns that bring faces of these rolls (radians) nearest upright, other than none."""
+    return sorted({round(roll / (np.pi / 2)) % 4 for roll in rolls} - {0})
+
+
+def turned_by_quarters(crop: RotatedCrop, quarters: int) -> RotatedCrop:
+    return RotatedCrop(crop.centre_x, crop.centre_y, crop.size, crop.angle + quarters * np.pi / 2)
 
 
 class NoseTracker:
     """Detect, crop each face upright, run FaceMesh, and read the nose tip; one thread at a time."""
 
     def __init__(
-        self, options: NoseTrackerOptions | None = None, engine_threads: int = 1, name: str = "facemesh"
+        self,
+        options: NoseTrackerOptions | None = None,
+        engine_threads: int = 1,
+        name: str = "facemesh",
+        nose_point: NosePoint = MESH_NOSE_TIP,
     ) -> None:
         self.options = options = options or NoseTrackerOptions()
+        # Reads the nose off each face's mesh: FaceMesh's own tip, or a user's calibration (`load_model`).
+        self.nose_point = nose_point
         weights = weights_dir()
         detector_engine = open_engine(
             weights / "face_detection" / options.detector.file_name, threads=engine_threads
@@ -130,14 +167,17 @@ class NoseTracker:
                 "detector": options.detector.file_name,
                 "refinements": options.refinements,
                 "mirror": options.mirror,
+                "min_face": options.views.min_face,
+                "quarter_turns": options.quarter_turns,
+                "nose": nose_point.describe(),
             },
         )
 
-    def _face(self, image: np.ndarray, detection: Detection) -> Face | None:
-        crop = crop_from_detection(detection, self.options.crop_margin)
-        points, score = self._mesh.landmarks(image, crop)
-        if score < MIN_MESH_SCORE:
-            return None
+    def _settle(
+        self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray, score: float
+    ) -> tuple[RotatedCrop, np.ndarray, float]:
+        """FaceMesh again on crops re-centred by its own mesh (`points` on `crop`), while they differ from
+        the last: the last crop, its landmarks and FaceMesh's confidence in them."""
         for _ in range(self.options.refinements):
             left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
             better = crop_around(points, left_eye, right_eye, self.options.crop_margin)
@@ -145,33 +185,93 @@ class NoseTracker:
                 break
             crop = better
             points, score = self._mesh.landmarks(image, crop)
-        nose = self._mirror_averaged_nose(image, crop, points) if self.options.mirror else points[NOSE_TIP]
-        return Face(float(nose[0]), float(nose[1]), score=float(detection.score), box=box_around(points))
+        return crop, points, score
 
-    def _mirror_averaged_nose(self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray) -> np.ndarray:
-        mirrored, _ = self._mesh.landmarks(image, crop, mirrored=True)
-        return (points[NOSE_TIP] + mirrored[NOSE_TIP]) / 2.0
+    def _face_reading(
+        self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray, sureness: float, score: float
+    ) -> FaceReading:
+        """The face FaceMesh's `points` on `crop` give, with the mirrored crop's opinion."""
+        reading = self._reading(image, crop, points, self.options.mirror)
+        nose = self.nose_point(reading)
+        return FaceReading(
+            reading, Face(float(nose[0]), float(nose[1]), score, box_around(points)), sureness, crop
+        )
+
+    def _reading(self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray, mirror: bool) -> MeshReading:
+        """FaceMesh's `points` on `crop`, with its opinion on the mirrored crop when `mirror`."""
+        return MeshReading(points, self._mesh.landmarks(image, crop, mirrored=True)[0] if mirror else None)
+
+    def _read(self, image: np.ndarray, detection: Detection) -> FaceReading | None:
+        crop = crop_from_detection(detection, self.options.crop_margin)
+        points, score = self._mesh.landmarks(image, crop)
+        if score < MIN_MESH_SCORE:
+            return None
+        return self._face_reading(image, *self._settle(image, crop, points, score), float(detection.score))
+
+    def _read_all(
+        self, image: np.ndarray, quarter_turns: int = 0, views: DetectorViews | None = None
+    ) -> list[FaceReading]:
+        found = (self._read(image, d) for d in self._detector.detect(image, quarter_turns, views))
+        return [read for read in found if read is not None]
+
+    def _turned_if_surer(self, image: np.ndarray, item: FaceReading) -> FaceReading:
+        """`item` read again from its crop turned by the quarter FaceMesh is surest of, if surer there."""
+        turned = [turned_by_quarters(item.crop, quarters) for quarters in (1, 2, 3)]
+        meshes = [self._mesh.landmarks(image, crop) for crop in turned]
+        best = max(range(3), key=lambda i: meshes[i][1])
+        if meshes[best][1] <= item.sureness:
+            return item
+        settled = self._settle(image, turned[best], *meshes[best])
+        return self._face_reading(image, *settled, item.face.score)
+
+    def _right_way_up(
+        self, image: np.ndarray, read: list[FaceReading], upright_view: bool
+    ) -> list[FaceReading]:
+        """`read` with the faces FaceMesh doubts read again the way up it is surest of.
+
+        The detector sometimes takes a face on its side or upside down for an upright one, and FaceMesh fits
+        it anyway, less surely. In the upright views, a photo with one face that FaceMesh is sure of and that
+        stands upright is an upright photo: its doubted faces are hard or small ones, left as they are.
+        """
+        doubt = self.options.doubt_below
+        if upright_view and any(i.sureness >= doubt and abs(i.reading.roll()) < np.pi / 4 for i in read):
+            return read
+        return [self._turned_if_surer(image, item) if item.sureness < doubt else item for item in read]
+
+    def read_faces(self, image: np.ndarray) -> list[FaceReading]:
+        """Every face, one per person, the most prominent first."""
+        sure_from = self.options.doubt_below
+        read = self._read_all(image)
+        if not self.options.quarter_turns:
+            return sorted(distinct_faces(read, sure_from), key=lambda i: prominence(i.face), reverse=True)
+        read = distinct_faces(self._right_way_up(image, read, upright_view=True), sure_from)
+        if not read:
+            coarse = self.options.views.coarser(self.options.turned_search_coarseness)
+            turned = [face for quarters in (1, 3, 2) for face in self._read_all(image, quarters, coarse)]
+            read = distinct_faces(self._right_way_up(image, turned, upright_view=False), sure_from)
+        for quarters in quarters_of([item.reading.roll() for item in read]):
+            turned = self._right_way_up(image, self._read_all(image, quarters), upright_view=False)
+            read = distinct_faces(read + turned, sure_from)
+        return sorted(read, key=lambda item: prominence(item.face), reverse=True)
 
     def predict(self, image: ImageInput) -> Prediction:
         image = bgr_pixels(image)
         height, width = image.shape[:2]
-        faces = [self._face(image, detection) for detection in self._detector.detect(image)]
-        return Prediction(
-            width, height, sort_by_prominence(distinct_faces([f for f in faces if f is not None]))
-        )
+        return Prediction(width, height, [item.face for item in self.read_faces(image)])
 
     # The steps a video tracker (nosetrack.tracking) takes instead of `predict`: detect only now and then,
-    # and follow each face with one FaceMesh pass on the crop its last mesh implies.
+    # and follow each face with one FaceMesh pass on the crop its last mesh implies. The nose comes from the
+    # same `nose_point`, so a calibration holds on video too.
 
     def detect_crops(self, image: np.ndarray) -> list[RotatedCrop]:
-        """A crop around every face the detector finds, as `predict` would start from."""
+        """A crop around every face the detector finds in the upright views, as `predict` would start from."""
         margin = self.options.crop_margin
         return [crop_from_detection(detection, margin) for detection in self._detector.detect(image)]
 
     def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
         """One FaceMesh pass on `crop` (and, with `mirror`, one on the mirrored crop, averaged)."""
         points, presence = self._mesh.landmarks(image, crop)
-        nose = self._mirror_averaged_nose(image, crop, points) if mirror else points[NOSE_TIP]
+        nose = self.nose_point(self._reading(image, crop, points, mirror))
         left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
         return MeshedFace(
             Face(float(nose[0]), float(nose[1]), score=presence, box=box_around(points)),

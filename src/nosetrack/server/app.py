@@ -9,7 +9,7 @@ from flask import Flask
 
 from ..config import Settings
 from ..logs import LOGGER_NAME, setup_logging
-from ..models import load_model, model_sources
+from ..models import load_served_model, model_sources
 from ..pool import ModelPool
 from . import request_log
 from .auth import require_api_keys
@@ -45,7 +45,10 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     pools = pools or [
-        ModelPool(functools.partial(load_model, source), settings.model_instances)
+        ModelPool(
+            functools.partial(load_served_model, source, settings.calibration, settings.min_face),
+            settings.model_instances,
+        )
         for source in model_sources(settings.models)
     ]
     state = ServerState(settings, pools, recent=recent or RecentFrames(settings.show_recent))

@@ -1,0 +1,128 @@
+"""`nosetrack calibrate`: fit a user's nose point on their own annotated photos, and show it holds.
+
+Every labelled face is read once (FaceMesh's landmarks); the map of `models.calibration` is then fitted k
+times, each time on all folds but one and measured on the one left out, so that the figures printed are those
+of faces the fit did not see. The file written is the fit on every face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .evaluation import (
+    FaceOutcome,
+    LabelledFace,
+    error_figures,
+    match_faces,
+    read_labels,
+    require_images,
+)
+from .images import read_image
+from .models.base import Prediction
+from .models.calibration import DEFAULT_LANDMARKS, DEFAULT_STRENGTH, NoseCalibration, fit_calibration
+from .models.face_mesh_reading import MESH_NOSE_TIP, MeshReading, NosePoint
+from .models.nose_tracker import NoseTracker
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A labelled face and FaceMesh's reading of it."""
+
+    label: LabelledFace
+    reading: MeshReading
+
+
+def collect_samples(data_dir: Path, model: NoseTracker) -> tuple[list[Sample], int]:
+    """The labelled faces the model finds, with their meshes, and how many faces it missed."""
+    labels = read_labels(data_dir)
+    require_images(data_dir, labels, sorted(labels))
+    samples, missed = [], 0
+    for name in sorted(labels):
+        pixels = read_image(data_dir / "images" / name)
+        read = model.read_faces(pixels)
+        reading_at = {(item.face.nose_x, item.face.nose_y): item.reading for item in read}
+        prediction = Prediction(pixels.shape[1], pixels.shape[0], [item.face for item in read])
+        for outcome in match_faces(labels[name], prediction):
+            if outcome.found:
+                samples.append(Sample(outcome.label, reading_at[outcome.predicted]))
+            else:
+                missed += 1
+    return samples, missed
+
+
+def outcome(sample: Sample, nose_point: NosePoint) -> FaceOutcome:
+    nose = nose_point(sample.reading)
+    size = sample.label.interocular or float(np.hypot(*np.subtract(*sample.reading.eye_centres())))
+    return FaceOutcome(sample.label, (float(nose[0]), float(nose[1])), size)
+
+
+def figures(outcomes: list[FaceOutcome]) -> dict[str, float]:
+    """Median and p90 (of the inter-ocular distance, or pixels without eye labels) and the share under 5%."""
+    relative = np.array([o.error for o in outcomes if o.error is not None])
+    return {
+        **error_figures(outcomes),
+        "share_under_5_percent": float((relative < 0.05).mean()) if relative.size else 0.0,
+    }
+
+
+@dataclass
+class CrossValidation:
+    before: dict[str, float]
+    after: dict[str, float]
+    fold_numbers: np.ndarray  # folds x numbers: each fold's fit
+    calibration: NoseCalibration  # fitted on every face
+
+    @property
+    def variation(self) -> float:
+        """How much the fitted numbers move between folds, for their size: RMS spread over RMS mean."""
+        spread = np.sqrt((self.fold_numbers.std(axis=0) ** 2).mean())
+        return float(spread / max(np.sqrt((self.fold_numbers.mean(axis=0) ** 2).mean()), 1e-12))
+
+    def as_text(self, folds: int) -> str:
+        names = ["offset x", "offset y", *(f"weight of landmark {i}" for i in self.calibration.landmarks)]
+        lines = [
+            f"{folds}-fold cross-validation (each face measured by a fit that did not see it):",
+            "                         median     p90   under 5%   median px",
+        ]
+        for title, row in (("FaceMesh's own tip", self.before), ("calibrated", self.after)):
+            lines.append(
+                f"  {title:<21} {row['median_error']:>7.2%} {row['p90_error']:>7.2%} "
+                f"{row['share_under_5_percent']:>9.1%} {row['median_pixel_error']:>11.1f}"
+            )
+        lines.append("fitted numbers              all faces   folds: mean +- spread")
+        means, spreads = self.fold_numbers.mean(axis=0), self.fold_numbers.std(axis=0)
+        for name, value, mean, spread in zip(names, self.calibration.numbers, means, spreads, strict=True):
+            lines.append(f"  {name:<25} {value:>9.4f}   {mean:>9.4f} +- {spread:.4f}")
+        lines.append(f"variation between folds: {self.variation:.0%} of the numbers' size (RMS spread / RMS)")
+        return "\n".join(lines)
+
+
+def cross_validate(
+    samples: list[Sample],
+    folds: int = 5,
+    landmarks: tuple[int, ...] = DEFAULT_LANDMARKS,
+    strength: float = DEFAULT_STRENGTH,
+    fitted_on: str = "",
+    seed: int = 0,
+) -> CrossValidation:
+    """Fit on all folds but one, measure on that one, for each fold; then fit on every face."""
+    if len(samples) < 2 * folds:
+        raise ValueError(f"{len(samples)} faces are too few for {folds}-fold cross-validation.")
+
+    def fit(chosen: list[Sample]) -> NoseCalibration:
+        noses = np.array([s.label.nose for s in chosen])
+        return fit_calibration([s.reading for s in chosen], noses, landmarks, strength, fitted_on)
+
+    order = np.random.default_rng(seed).permutation(len(samples))
+    after: list[FaceOutcome] = []
+    numbers = []
+    for held_out in np.array_split(order, folds):
+        left_out = set(held_out.tolist())
+        calibration = fit([s for i, s in enumerate(samples) if i not in left_out])
+        numbers.append(calibration.numbers)
+        after += [outcome(samples[i], calibration) for i in held_out]
+    before = [outcome(s, MESH_NOSE_TIP) for s in samples]
+    return CrossValidation(figures(before), figures(after), np.array(numbers), fit(samples))
