@@ -44,7 +44,10 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--queue-timeout", type=float, help="seconds to wait for a free model before 503")
     serve.add_argument("--timeout", type=int, help="seconds a worker may spend on one request")
     serve.add_argument("--max-queue", type=int, help="predictions per worker that may wait for a model")
-    serve.add_argument("--body-timeout", type=float, help="seconds to receive a request body before 408")
+    serve.add_argument("--body-timeout", type=float, help="seconds to receive a whole request before 408")
+    serve.add_argument(
+        "--drain-delay", type=float, help="seconds to keep serving after SIGTERM while /readyz says 503"
+    )
     serve.add_argument(
         "--api-key",
         dest="api_keys",

@@ -31,8 +31,11 @@ class Settings:
     timeout: int = 30
     # Requests per worker that may wait for a model beyond those being served; more get 503 at once.
     max_queue: int = 32
-    # Seconds a client has to send its whole request body; a slower one gets 408.
+    # Seconds a client has from its connection to the end of its request; a slower one gets 408.
     body_timeout: float = 10.0
+    # Seconds the server keeps serving after SIGTERM with /readyz at 503, so load balancers stop sending new
+    # requests before the listener closes.
+    drain_delay: float = 5.0
     # Bearer keys that prediction, stats and metrics routes demand; none means the API is open.
     api_keys: tuple[str, ...] = ()
     # Origins allowed to call the API from a browser (CORS); none means CORS stays off.

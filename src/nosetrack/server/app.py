@@ -12,7 +12,6 @@ from ..models import load_model
 from ..pool import ModelPool
 from . import request_log
 from .auth import require_api_keys
-from .body_deadline import BodyDeadline
 from .cors import allow_cross_origin
 from .dashboard.recent import RecentFrames
 from .dashboard.views import STATIC_FOLDER, dashboard
@@ -46,7 +45,6 @@ def create_app(
     register_error_handlers(app)
     for blueprint in (bp, dashboard, oip, docs):
         app.register_blueprint(blueprint)
-    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)
     request_log.init_app(app)
     allow_cross_origin(app, settings.cors_origins)
     require_api_keys(app, settings.api_keys)

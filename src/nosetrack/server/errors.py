@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -26,9 +27,18 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def error_document(code: str, message: str, request_id: str | None) -> dict:
+    return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+def error_json(code: str, message: str) -> bytes:
+    """The error body for an answer that no request reached (the worker's own 408, 431, 503)."""
+    return json.dumps(error_document(code, message, None)).encode()
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     g.error_code = code
-    response = jsonify({"error": {"code": code, "message": message, "request_id": g.get("request_id")}})
+    response = jsonify(error_document(code, message, g.get("request_id")))
     response.status_code = status
     response.headers.update(headers or {})
     return response

@@ -1,7 +1,8 @@
-"""`nosetrack serve`: the app under gunicorn, one model pool per worker process."""
+"""`nosetrack serve`: the app under gunicorn, one model pool per worker process (server/worker.py)."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -9,7 +10,9 @@ import tempfile
 from gunicorn.app.base import BaseApplication
 
 from ..config import Settings
+# Nothing imported here may import prometheus_client: serve() must set PROMETHEUS_MULTIPROC_DIR first.
 from .dashboard.recent import RecentFrames
+from .worker import BufferingWorker
 
 # Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
 SPARE_THREADS = 2
@@ -22,7 +25,8 @@ def _child_exit(server, worker) -> None:
 
 
 class NosetrackServer(BaseApplication):
-    """gunicorn's threaded workers; each worker loads its own models after the fork (no shared engines)."""
+    """gunicorn's arbiter with nosetrack's worker; each worker loads its own models after the fork (no shared
+    engines). The worker reads `settings` too (timeouts, body limit, drain delay)."""
 
     def __init__(self, settings: Settings, recent: RecentFrames) -> None:
         self.settings = settings
@@ -35,16 +39,15 @@ class NosetrackServer(BaseApplication):
         for key, value in {
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
-            "worker_class": "gthread",
-            # Models, predictions waiting for them, and spare threads that refuse the excess quickly.
+            "worker_class": BufferingWorker,
+            # Models, predictions waiting for them, and spare threads that refuse the excess quickly. A worker
+            # accepts connections only while a thread is free, and closes each after its answer: the next
+            # request waits in the kernel's queue for a worker with room. (With keep-alive, a connection
+            # stayed with the worker that first accepted it, and one worker could hold every client.)
             "threads": s.model_instances + s.max_queue + SPARE_THREADS,
-            # A worker takes no more connections than it has threads, and closes each after its answer: the
-            # next request waits in the kernel's queue for a worker with room. With keep-alive, a connection
-            # stayed with the worker that first accepted it, and one worker could hold every client.
-            "worker_connections": s.model_instances + s.max_queue + SPARE_THREADS,
-            "keepalive": 0,
             "timeout": s.timeout,
-            "graceful_timeout": s.timeout,
+            # The drain delay, then up to --timeout for what was accepted; then the arbiter kills.
+            "graceful_timeout": math.ceil(s.drain_delay) + s.timeout,
             "preload_app": False,
             "child_exit": _child_exit,
         }.items():

@@ -14,6 +14,7 @@ from ..pool import ModelPool
 from .admission import AdmissionGate
 from .dashboard.recent import RecentFrames
 from .metrics import Metrics
+from .worker import STOPPING
 
 WARM_UP_IMAGE_SHAPE = (480, 640, 3)
 
@@ -30,6 +31,11 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.admission = AdmissionGate(self.pool.size + self.settings.max_queue)
+
+    def ready_for(self, environ: dict) -> bool:
+        """Whether a load balancer should send requests here: the models are warm and no SIGTERM came."""
+        stopping = environ.get(STOPPING)
+        return self.ready and not (stopping is not None and stopping.is_set())
 
     def warm_up(self) -> None:
         """Run every instance once, so the first client does not pay for lazy initialisation."""

@@ -61,7 +61,9 @@ def live() -> Response:
 @oip.get("/health/ready")
 @public
 def ready() -> Response:
-    return Response(status=200 if server_state(current_app).ready else 400)
+    """503 while the server stops, as /readyz: load balancers take it as "send nothing new" (the protocol
+    asks only for a status that is not 200)."""
+    return Response(status=200 if server_state(current_app).ready_for(request.environ) else 503)
 
 
 @oip.get("/models/<name>/ready")
