@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import requests
 from skimage import data as skimage_data
 
 from nosetrack.config import Settings
+from nosetrack.launcher import NosetrackProcess
 from nosetrack.models import load_model
 from nosetrack.pool import ModelPool
 from nosetrack.server.app import create_app
@@ -81,55 +76,12 @@ def client(app):
     return app.test_client()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class LiveServer(NosetrackProcess):
+    """`nosetrack serve` on 127.0.0.1 for a test. It stops at once on SIGTERM (no drain delay) unless the
+    test asks for one with --drain-delay, since a flag wins over its NOSETRACK_ variable."""
 
-
-class LiveServer:
-    """`nosetrack serve` in a subprocess on 127.0.0.1, as a user starts it."""
-
-    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_file = tmp_path / "webserver.log"
-        command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(self.port)]
-        command += ["--log-file", str(self.log_file), *args]
-        self._error_log = open(tmp_path / "server.err", "wb")  # noqa: SIM115 (closed by stop)
-        self.process = subprocess.Popen(
-            command,
-            cwd=tmp_path,
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=self._error_log,
-        )
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()  # never leave a server behind a failed start
-            raise
-
-    def wait_ready(self, seconds: float = 60.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):  # a worker still loading its models
-                pass
-            time.sleep(0.2)
-        raise TimeoutError("the server did not become ready")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self._error_log.close()
+    def __init__(self, folder: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        super().__init__(folder, *args, env={"NOSETRACK_DRAIN_DELAY": "0", **(env or {})})
 
 
 @pytest.fixture(scope="module")

@@ -80,6 +80,7 @@ class IncomingRequest:
         self._scan_from = 0  # where to look for the head's end, or the next chunk-size line
         self._end: int | None = None  # the request's length, once the head gives it
         self._chunked_bytes = 0
+        self._leading = 0  # empty lines before the request line
 
     def add(self, chunk: bytes) -> None:
         self.data += chunk
@@ -93,8 +94,10 @@ class IncomingRequest:
     def _read_head(self) -> bool:
         data = self.data
         start = self._scan_from
-        while data.startswith(b"\r\n", start):  # empty lines before the request line are allowed
-            start += 2
+        if start <= self._leading:  # empty lines before the request line are allowed
+            while data.startswith(b"\r\n", start):
+                start += 2
+            self._leading = start
         end = data.find(HEADER_END, start)
         if end < 0:
             self._scan_from = max(start, len(data) - 3)
