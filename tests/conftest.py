@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,17 @@ from nosetrack.pool import ModelPool
 from nosetrack.server.app import create_app
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+WAIT_SECONDS = 30.0  # a bound on waiting for a state, never a speed to assert
+
+
+def wait_for(condition, what: str, seconds: float = WAIT_SECONDS) -> None:
+    """Wait until `condition()` is true; fail after `seconds` naming `what` was awaited."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds:g} s for {what}"
+        time.sleep(0.01)
 
 
 def encode(image_bgr: np.ndarray, extension: str = ".jpg") -> bytes:

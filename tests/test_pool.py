@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+from conftest import wait_for
 
 from nosetrack.pool import ModelPool, Overloaded
 
 
 class Instance:
     info = "test instance"
-
-
-def wait_until(condition, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_each_instance_serves_one_lease_at_a_time():
@@ -49,7 +42,7 @@ def test_waiting_requests_get_the_model_in_arrival_order():
             threads.append(thread)
             # The next request arrives only once this one waits for the model.
             waiting.acquire()
-            wait_until(lambda n=number: pool.waiting == n + 1)
+            wait_for(lambda n=number: pool.waiting == n + 1, f"request {number} to wait")
     for thread in threads:
         thread.join(timeout=10)
     assert served == list(range(8))

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import requests
-from conftest import encode
+from conftest import encode, wait_for
 
 from nosetrack.answer import prediction_answer
 from nosetrack.predictor import predict_bytes
@@ -79,7 +79,7 @@ def test_bad_input_leaves_the_worker_serving(live_server, face_jpeg):
 def test_log_file_has_a_line_per_request_with_id_and_latency(live_server):
     request_id = "find-me-123"
     requests.get(live_server.url + "/healthz", headers={"X-Request-ID": request_id})
-    time.sleep(0.2)
+    wait_for(lambda: request_id in live_server.log_file.read_text(), "the log line")
     lines = [line for line in live_server.log_file.read_text().splitlines() if request_id in line]
     assert len(lines) == 1
     assert " - nosetrack - INFO - GET /healthz 200 " in lines[0]
@@ -88,14 +88,13 @@ def test_log_file_has_a_line_per_request_with_id_and_latency(live_server):
 
 def test_a_log_file_moved_away_by_logrotate_is_started_anew_by_every_worker(live_server):
     requests.get(live_server.url + "/healthz", headers={"X-Request-ID": "before-the-move"})
-    time.sleep(0.2)
+    wait_for(lambda: "before-the-move" in live_server.log_file.read_text(), "the log line")
     moved = live_server.log_file.with_name("webserver.log.1")
     live_server.log_file.rename(moved)
     for number in range(10):  # enough to reach both workers
         requests.get(live_server.url + "/healthz", headers={"X-Request-ID": f"after-the-move-{number}"})
-    time.sleep(0.2)
-    fresh = live_server.log_file.read_text()
-    assert all(f"request_id=after-the-move-{number}\n" in fresh for number in range(10))
+    lines = [f"request_id=after-the-move-{number}\n" for number in range(10)]
+    wait_for(lambda: all(line in live_server.log_file.read_text() for line in lines), "ten log lines")
     assert "before-the-move" in moved.read_text() and "after-the-move" not in moved.read_text()
 
 
@@ -111,10 +110,10 @@ def test_big_body_is_413_over_http(live_server):
 
 def test_timeline_adds_up_across_workers(live_server, face_jpeg):
     def totals() -> tuple[int, int]:
-        time.sleep(1.1)  # the timeline shows complete seconds only
         series = requests.get(live_server.url + "/api/stats").json()["timeline"]["series"]
         return sum(series["requests"]), sum(series["errors"])
 
+    time.sleep(1.1)  # the timeline shows complete seconds only: let earlier requests' second complete
     before = totals()
     for _ in range(20):
         response = requests.post(
@@ -123,5 +122,6 @@ def test_timeline_adds_up_across_workers(live_server, face_jpeg):
         assert response.status_code == 200
     for _ in range(3):
         requests.post(live_server.url + "/v1/nose", data=b"?", headers={"Content-Type": "text/plain"})
+    wait_for(lambda: totals()[0] >= before[0] + 23, "the timeline's seconds to complete")
     after = totals()
     assert (after[0] - before[0], after[1] - before[1]) == (23, 3)
