@@ -36,6 +36,33 @@ def encode(image_bgr: np.ndarray, extension: str = ".jpg") -> bytes:
     return buffer.tobytes()
 
 
+def _redness(image: np.ndarray, x: float, y: float) -> int:
+    blue, green, red = image[round(y), round(x)].astype(int)
+    return red - max(blue, green)
+
+
+def _greenness(image: np.ndarray, x: float, y: float) -> int:
+    """Around (x, y), within a pixel: a thin line may land a pixel off once rounded and JPEG-compressed."""
+    window = image[round(y) - 1 : round(y) + 2, round(x) - 1 : round(x) + 2].astype(int)
+    return int((window[..., 1] - np.maximum(window[..., 0], window[..., 2])).max())
+
+
+def assert_drawn_where_answered(drawn: np.ndarray, original: np.ndarray, face: dict, scale: float = 1):
+    """`face` (an answer's face) is drawn on `drawn` where the answer says, times `scale`: a red dot on its
+    nose and a green frame on its box's four edges, at pixels that were neither in `original`."""
+    nose = (face["nose"]["x"] * scale, face["nose"]["y"] * scale)
+    assert _redness(drawn, *nose) - _redness(original, *nose) > 100, "no red dot on the nose"
+    box = {key: value * scale for key, value in face["box"].items()}
+    middle_x, middle_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for edge in [
+        (middle_x, box["y"]),
+        (middle_x, box["y"] + box["height"]),
+        (box["x"], middle_y),
+        (box["x"] + box["width"], middle_y),
+    ]:
+        assert _greenness(drawn, *edge) - _greenness(original, *edge) > 40, f"no green box edge at {edge}"
+
+
 @pytest.fixture(scope="session")
 def astronaut_bgr() -> np.ndarray:
     """A face photograph shipped inside scikit-image's wheel, so the suite runs anywhere."""
