@@ -90,13 +90,17 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, help="also write the figures as JSON")
 
 
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """`serve`'s flags over the NOSETRACK_* variables over the defaults; ValueError for a bad variable."""
+    return Settings.from_environment(**{k: v for k, v in vars(args).items() if k != "command"})
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from .models import load_model
     from .server.gunicorn import serve
 
-    options = {k: v for k, v in vars(args).items() if k != "command"}
     try:
-        settings = Settings.from_environment(**options)
+        settings = serve_settings(args)
         # Load once here: a bad model or spec stops the start with one sentence, not in every worker.
         load_model(settings.model)
     except ValueError as error:  # a ModelSpecError, or a NOSETRACK_* value that is not a number

@@ -10,6 +10,7 @@ import tempfile
 from gunicorn.app.base import BaseApplication
 
 from ..config import Settings
+
 # Nothing imported here may import prometheus_client: serve() must set PROMETHEUS_MULTIPROC_DIR first.
 from .dashboard.recent import RecentFrames
 from .worker import BufferingWorker
