@@ -1,6 +1,6 @@
 """Does decoding JPEGs at reduced size cost accuracy? Nose error on ../shared/data at each `decode_min_side`.
 
-    python bench/accuracy.py [--data ../shared/data] [--sides 0,1280,640,480]
+    python -m bench.accuracy [--data ../shared/data] [--sides 0,1280,640,480]
 
 0 is the full-size decode. Also counts the faces found in the group photos (multi_face/) and the photos
 without a face (no_face/), where small faces and false detections would show a change.
@@ -12,15 +12,13 @@ import argparse
 from pathlib import Path
 
 from nosetrack import load_model
-from nosetrack.evaluation import evaluate
+from nosetrack.evaluation import ANNOTATED_SET, evaluate
 from nosetrack.predictor import predict_bytes
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=ANNOTATED_SET)
     parser.add_argument("--sides", default="0,1280,640,480", help="decode_min_side values to compare")
     args = parser.parse_args()
     model = load_model()

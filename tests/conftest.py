@@ -11,12 +11,12 @@ import pytest
 from skimage import data as skimage_data
 
 from nosetrack.config import Settings
+from nosetrack.evaluation import ANNOTATED_SET
 from nosetrack.launcher import NosetrackProcess
 from nosetrack.models import load_model
 from nosetrack.pool import ModelPool
 from nosetrack.server.app import create_app
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 WAIT_SECONDS = 30.0  # a bound on waiting for a state, never a speed to assert
@@ -86,9 +86,9 @@ def no_face_jpeg() -> bytes:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not (SHARED_DATA / "labels.csv").exists():
-        pytest.skip("the annotated set ../shared/data is not here")
-    return SHARED_DATA
+    if not (ANNOTATED_SET / "labels.csv").exists():
+        pytest.skip(f"the annotated set {ANNOTATED_SET} is not here")
+    return ANNOTATED_SET
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ first, and every face on the second (group photos without labels).
 from __future__ import annotations
 
 import csv
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,11 @@ MIN_INTEROCULAR_PIXELS = 10.0
 DETECTION_RADIUS = 0.5
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 UNLIMITED_PIXELS = 1 << 40
+# The project's annotated photographs, ../shared/data beside a checkout of this repository, as the tests and
+# bench/ find them (NOSETRACK_ANNOTATED_SET points elsewhere).
+ANNOTATED_SET = Path(
+    os.environ.get("NOSETRACK_ANNOTATED_SET", Path(__file__).resolve().parents[3] / "shared" / "data")
+)
 
 PredictFile = Callable[[Path], Prediction]
 
