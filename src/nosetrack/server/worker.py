@@ -42,6 +42,7 @@ from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.base import Worker
 from werkzeug.exceptions import RequestTimeout
 
+from ..config import Settings
 from ..logs import LOGGER_NAME
 from .errors import error_json
 from .framing import IncomingRequest
@@ -118,7 +119,8 @@ class BufferingWorker(Worker):
     """Reads requests in the main thread (a selector), runs whole ones on `threads` threads."""
 
     def init_process(self) -> None:
-        settings = self.app.settings
+        # nosetrack's arbiter hands its settings over; plain `gunicorn -k` takes them from NOSETRACK_*.
+        settings = getattr(self.app, "settings", None) or Settings.from_environment()
         self.body_timeout = settings.body_timeout
         self.max_body_bytes = settings.max_body_bytes
         self.drain_delay = settings.drain_delay
