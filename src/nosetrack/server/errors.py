@@ -1,4 +1,8 @@
-"""One JSON error shape for every failure: {"error": {"code", "message", "request_id"}}."""
+"""One JSON error shape for every failure: {"error": {"code", "message", "request_id"}}.
+
+The Open Inference Protocol's routes answer the same failures with the same statuses, in that protocol's
+shape ({"error": "message"}): one builder, `error_response`, with the body shape as its one difference.
+"""
 
 from __future__ import annotations
 
@@ -27,25 +31,38 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_document(code: str, message: str, request_id: str | None) -> dict:
+# An error's JSON body from its code, message and request id.
+ErrorBody = Callable[[str, str, "str | None"], dict]
+
+
+def nosetrack_error(code: str, message: str, request_id: str | None) -> dict:
     return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+def protocol_error(code: str, message: str, request_id: str | None) -> dict:
+    """The Open Inference Protocol's shape: the message alone (the code still reaches the metrics)."""
+    return {"error": message}
 
 
 def error_json(code: str, message: str) -> bytes:
     """The error body for an answer that no request reached (the worker's own 408, 431, 503)."""
-    return json.dumps(error_document(code, message, None)).encode()
+    return json.dumps(nosetrack_error(code, message, None)).encode()
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    body: ErrorBody = nosetrack_error,
+) -> Response:
+    """The answer to a failed request: `status`, `headers`, and `body`'s JSON; the code is noted for the
+    request's metrics."""
     g.error_code = code
-    response = jsonify(error_document(code, message, g.get("request_id")))
+    response = jsonify(body(code, message, g.get("request_id")))
     response.status_code = status
     response.headers.update(headers or {})
     return response
-
-
-# Builds an error answer from (status, code, message, extra headers).
-ErrorResponder = Callable[[int, str, str, "dict[str, str] | None"], Response]
 
 
 def image_status(error: ImageError) -> int:
@@ -56,9 +73,12 @@ def image_status(error: ImageError) -> int:
     return 422
 
 
-def register_error_handlers(target: Flask | Blueprint, respond: ErrorResponder = error_response) -> None:
-    """Answer every failure raised under `target` with the same status and code, in the body `respond` makes:
-    nosetrack's own shape for the app, the Open Inference Protocol's for its /v2 blueprint."""
+def register_error_handlers(target: Flask | Blueprint, body: ErrorBody = nosetrack_error) -> None:
+    """Answer every failure raised under `target` with the same status and code, in `body`'s shape:
+    nosetrack's own for the app, the Open Inference Protocol's for its /v2 blueprint."""
+
+    def respond(status: int, code: str, message: str, headers: dict[str, str] | None) -> Response:
+        return error_response(status, code, message, headers, body)
 
     @target.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:

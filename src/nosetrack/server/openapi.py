@@ -394,10 +394,9 @@ def openapi_document() -> dict[str, Any]:
                 protected=True,
             ),
             "/": get_operation(
-                "The dashboard.",
+                "The dashboard (open to all; with API keys it shows no numbers until given one).",
                 {"200": text_response("HTML page.", "text/html")},
                 "monitoring",
-                protected=True,
             ),
             "/openapi.json": get_operation(
                 "This document.", {"200": json_response("OpenAPI 3.", {"type": "object"})}, "docs"

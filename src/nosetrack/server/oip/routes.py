@@ -1,18 +1,18 @@
 """The Open Inference Protocol v2 REST API (KServe, Triton) beside nosetrack's own, under /v2.
 
 Errors here have the protocol's shape, {"error": "message"}, with the same 4xx statuses as the rest of the
-server. Tensors are read and written by oip_tensors.py.
+server. Tensors are read and written by tensors.py.
 """
 
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ... import __version__
 from ..auth import public
-from ..errors import ApiError, register_error_handlers
+from ..errors import ApiError, protocol_error, register_error_handlers
 from ..inference import predict_decoded, predict_encoded
 from ..state import ServerState, server_state
 from .tensors import INPUT_NAME, MAX_BATCH, OUTPUTS, encode_outputs, parse_infer_request
@@ -22,15 +22,7 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 PLATFORM = "nosetrack"
 
 
-def oip_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    g.error_code = code
-    response = jsonify({"error": message})
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
-
-
-register_error_handlers(oip, oip_error)
+register_error_handlers(oip, protocol_error)
 
 
 def served_model(name: str, version: str | None = None) -> ServerState:
