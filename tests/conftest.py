@@ -17,8 +17,6 @@ from nosetrack.models import load_model
 from nosetrack.pool import ModelPool
 from nosetrack.server.app import create_app
 
-
-
 WAIT_SECONDS = 30.0  # a bound on waiting for a state, never a speed to assert
 
 
