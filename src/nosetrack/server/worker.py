@@ -53,6 +53,7 @@ logger = logging.getLogger(LOGGER_NAME)
 MAX_CONNECTIONS = 1000
 MAX_SOCKET_SESSIONS = 64
 RECEIVE_BYTES = 256 * 1024
+ACCEPT_PAUSE_SECONDS = 0.5
 # After an answer, how long unread bytes from the client are drained before the socket is closed: closing
 # with bytes unread makes the kernel send a reset, which can destroy the answer before the client reads it.
 LINGER_SECONDS = 2.0
@@ -138,11 +139,17 @@ class BufferingWorker(Worker):
         self.listening = True
         self.stop_requested = False
         self.drain_until = self.give_up_at = float("inf")
+        self.accept_resumes_at = 0.0  # after the process ran out of file descriptors
         self.lock = threading.Lock()  # guards open, running, sessions, handed_back, wake_on_finish, states
         self.wake_on_finish = False
         super().init_process()
 
     # Signals and waking up ------------------------------------------------------------------------------
+
+    def handle_quit(self, sig, frame) -> None:
+        """SIGINT, SIGQUIT: stop at once, without waiting for the request threads."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        super().handle_quit(sig, frame)
 
     def handle_exit(self, sig, frame) -> None:
         """SIGTERM: start the readiness drain. Only a flag here; the loop (woken by the signal) acts on it."""
@@ -189,7 +196,7 @@ class BufferingWorker(Worker):
             self.forget(conn)
 
     def next_timeout(self, now: float) -> float:
-        soonest = min(1.0, self.drain_until - now)
+        soonest = min(1.0, self.drain_until - now) if self.listening else 1.0
         for queue in (self.by_deadline, self.lingering):
             if queue:
                 soonest = min(soonest, queue[0].deadline - now)
@@ -197,6 +204,8 @@ class BufferingWorker(Worker):
 
     def has_room(self) -> bool:
         """Accept while the threads have room: a full worker leaves new connections to the others."""
+        if time.monotonic() < self.accept_resumes_at:
+            return False
         with self.lock:
             room = self.running < self.cfg.threads and self.open < MAX_CONNECTIONS
             self.wake_on_finish = not room or self.stopping.is_set()
@@ -250,6 +259,10 @@ class BufferingWorker(Worker):
         try:
             sock, client = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return False
+        except OSError as error:  # EMFILE, ENFILE, ENOBUFS: wait for sockets to close rather than spin
+            logger.warning("Not accepting for %g s: %s", ACCEPT_PAUSE_SECONDS, error)
+            self.accept_resumes_at = time.monotonic() + ACCEPT_PAUSE_SECONDS
             return False
         sock.setblocking(False)
         deadline = time.monotonic() + self.body_timeout
