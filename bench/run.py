@@ -13,8 +13,11 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import time
 from pathlib import Path
+
+import requests
 
 from bench import inprocess, report, stamp
 from bench.loadgen import ROUTES, require_wrk, run_wrk, write_bodies
@@ -47,6 +50,12 @@ def measure_inprocess(photos: dict[str, list[Path]], seconds: float, cores: int)
     return rows
 
 
+def pipeline_cpu_seconds(url: str) -> float:
+    """nosetrack's own count of the CPU its pipeline used, summed over the workers."""
+    text = requests.get(url + "/metrics", timeout=10).text
+    return float(re.search(r"^nosetrack_pipeline_cpu_seconds_total (\S+)$", text, re.MULTILINE).group(1))
+
+
 def measure_system(
     system: System,
     plan: list[tuple[str, str, int]],
@@ -68,9 +77,11 @@ def measure_system(
                 run_wrk(url, 8, WARM_UP_SECONDS, content_type, paths)
                 warmed.add((route, size))
             time.sleep(SETTLE_SECONDS)
+            pipeline_before = pipeline_cpu_seconds(server.url) if system.name == "nosetrack" else None
             before = {s.pid: s.cpu_seconds for s in sample_tree(server.process.pid)}
             result = run_wrk(url, clients, seconds, content_type, paths)
             after = sample_tree(server.process.pid)
+            pipeline = None if pipeline_before is None else pipeline_cpu_seconds(server.url) - pipeline_before
             wall = result["duration_us"] / 1e6
             server_cpu = sum(s.cpu_seconds - before.get(s.pid, 0.0) for s in after)
             errors = sum(result["errors"].values())
@@ -90,6 +101,10 @@ def measure_system(
                     "error_kinds": result["errors"],
                     "cpu_cores": server_cpu / wall,
                     "cpu_ms_per_request": server_cpu * 1000.0 / max(1, result["requests"]),
+                    # The part of it spent decoding and in the model, on the requests' threads.
+                    "pipeline_cpu_ms_per_request": (
+                        pipeline * 1000.0 / max(1, result["requests"]) if pipeline is not None else None
+                    ),
                     "loadgen_cpu_cores": result["loadgen_cpu_s"] / wall,
                 }
             )

@@ -24,7 +24,9 @@ def predict_encoded(state: ServerState, data: bytes) -> Predicted:
     """
     checked = CheckedImage.check(data, state.settings.max_image_pixels)
     with _leased_model(state) as model:
+        started = time.thread_time()
         predicted = predict_checked(model, checked, state.settings.decode_min_side)
+        state.metrics.pipeline_cpu.inc(time.thread_time() - started)
     state.metrics.images_decoded.inc()
     state.metrics.inference.observe(predicted.model_seconds)
     return predicted
@@ -33,7 +35,9 @@ def predict_encoded(state: ServerState, data: bytes) -> Predicted:
 def predict_decoded(state: ServerState, pixels: np.ndarray) -> Predicted:
     """The prediction for pixels the client sent decoded (/v2's UINT8 tensors)."""
     with _leased_model(state) as model:
+        started = time.thread_time()
         predicted = predict_pixels(model, pixels)
+        state.metrics.pipeline_cpu.inc(time.thread_time() - started)
     state.metrics.inference.observe(predicted.model_seconds)
     return predicted
 
