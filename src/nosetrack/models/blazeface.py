@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ..engines import Engine
+from .activations import sigmoid
 from .geometry import square_view
 
 
@@ -132,7 +133,7 @@ class BlazeFaceDetector:
         corners = np.concatenate([centres - half, centres + half], axis=1).reshape(-1, 2, 2)
         boxes = frame.to_image(corners).reshape(-1, 4)
         points = frame.to_image(raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :])
-        return boxes, points, 1.0 / (1.0 + np.exp(-logits[chosen]))
+        return boxes, points, sigmoid(logits[chosen])
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
