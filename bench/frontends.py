@@ -12,7 +12,6 @@ gives them; CPU is the whole process tree's, over the requests answered.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -119,11 +118,7 @@ def main() -> None:
             p50 = statistics.median(r[count]["p50_ms"] for r in results)
             errors = sum(r[count]["errors"] for r in results)
             lines.append(f"| {worker} | {count} | {cpu:.3f} | {p50:.2f} | {errors} |")
-    print("\n".join(lines))
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "frontends.md").write_text("\n".join(lines) + "\n")
-        (args.out / "frontends.json").write_text(json.dumps({"machine": machine, "runs": runs}, indent=1))
+    stamp.publish(args.out, "frontends", lines, {"machine": machine, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import logging
 import os
 import socket
@@ -202,13 +201,7 @@ def main() -> None:
         *[f"| {name} | {us:.1f} |" for name, us in figures.items()],
         "",
     ]
-    print("\n".join(lines))
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "levers.md").write_text("\n".join(lines))
-        (args.out / "levers.json").write_text(
-            json.dumps({"machine": machine, "us_per_call": figures}, indent=1)
-        )
+    stamp.publish(args.out, "levers", lines, {"machine": machine, "us_per_call": figures})
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import statistics
 import tempfile
@@ -153,11 +152,7 @@ def main() -> None:
         *table(rows, args.clients),
         "",
     ]
-    print("\n".join(text))
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "overhead.md").write_text("\n".join(text))
-        (args.out / "overhead.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    stamp.publish(args.out, "overhead", text, {"machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":

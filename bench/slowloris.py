@@ -20,22 +20,36 @@ import requests
 HEAD = b"POST /v1/nose HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n"
 
 
-class SlowClients:
-    """`count` trickling connections to 127.0.0.1:`port`, from one thread, until `stop` is called."""
+class Background:
+    """Work on a thread of its own, from `start` until `stop`."""
 
-    def __init__(self, port: int, count: int, seconds_per_byte: float = 4.0) -> None:
-        self.port, self.count, self.seconds_per_byte = port, count, seconds_per_byte
-        self.answers: Counter[str] = Counter()  # status line (or what happened instead) -> count
-        self.seconds_to_answer: list[float] = []  # from connecting to the server's answer
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def started(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        raise NotImplementedError
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=60)
+
+
+class SlowClients(Background):
+    """`count` trickling connections to 127.0.0.1:`port`, from one thread, until `stop` is called."""
+
+    def __init__(self, port: int, count: int, seconds_per_byte: float = 4.0) -> None:
+        super().__init__()
+        self.port, self.count, self.seconds_per_byte = port, count, seconds_per_byte
+        self.answers: Counter[str] = Counter()  # status line (or what happened instead) -> count
+        self.seconds_to_answer: list[float] = []  # from connecting to the server's answer
 
     def _connect(self, selector: selectors.BaseSelector, offset: float) -> None:
         try:
@@ -80,21 +94,13 @@ class SlowClients:
             self._connect(selector, self.seconds_per_byte)
 
 
-class Probes:
+class Probes(Background):
     """GET /healthz and POST `image` to /v1/nose every `interval` seconds, each on a fresh connection."""
 
     def __init__(self, url: str, image: bytes, interval: float = 1.0) -> None:
+        super().__init__()
         self.url, self.image, self.interval = url, image, interval
         self.samples: list[tuple[float, str, float]] = []  # (when, "healthz" or "predict", ms or inf)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
 
     def _timed(self, kind: str, call) -> None:
         started = time.perf_counter()

@@ -134,7 +134,7 @@ def soak(args: argparse.Namespace) -> dict:
             probes.start()
             samples: list[tuple[float, int]] = []
             while any(thread.is_alive() for thread in load.threads) or time.monotonic() < load.stop_at:
-                if attack and not attack._thread.is_alive() and time.monotonic() >= attack_at:
+                if attack and not attack.started and time.monotonic() >= attack_at:
                     attack.start()
                 samples.append((time.monotonic() - started, process_tree_rss_bytes(server.process.pid)))
                 time.sleep(SAMPLE_SECONDS)

@@ -6,6 +6,7 @@ do not trust absolute speeds; ratios measured side by side in one run hold up be
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -53,3 +54,12 @@ def describe(stamp: dict) -> str:
         f"commit {stamp['commit']}, {stamp['started']}, {stamp['cores']} cores ({stamp['cpu']}), "
         f"Python {stamp['python']}, load average {start:.2f} at start and {end:.2f} at end"
     )
+
+
+def publish(out: Path | None, name: str, lines: list[str], figures: dict) -> None:
+    """Print the Markdown report `lines`; with `out`, also write it as NAME.md and `figures` as NAME.json."""
+    print("\n".join(lines))
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+        (out / f"{name}.json").write_text(json.dumps(figures, indent=1))

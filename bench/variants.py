@@ -9,7 +9,6 @@ so it holds up on a busy machine; accuracy is `nosetrack eval`'s on the annotate
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -75,11 +74,7 @@ def main() -> None:
             f"| {', '.join(map(str, row['group_photo_faces']))} "
             f"| {row['faces_on_no_face_images']} |"
         )
-    print("\n".join(lines))
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "variants.md").write_text("\n".join(lines) + "\n")
-        (args.out / "variants.json").write_text(json.dumps({"machine": machine, "models": rows}, indent=1))
+    stamp.publish(args.out, "variants", lines, {"machine": machine, "models": rows})
 
 
 if __name__ == "__main__":
