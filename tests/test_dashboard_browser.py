@@ -21,6 +21,7 @@ WEBCAM_FRAMES = 20
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.slow  # a browser and a live server
 
 
 @pytest.fixture(scope="module")
