@@ -70,7 +70,7 @@ def app_pieces(body: bytes, content_type: str, log_file: str) -> dict[str, Calla
 
     info = load_model().info
     app = create_app(
-        Settings(log_file=log_file, model_instances=1), pool=ModelPool(lambda: StandInModel(info), 1)
+        Settings(log_file=log_file, model_instances=1), pools=[ModelPool(lambda: StandInModel(info), 1)]
     )
     state = server_state(app)
     boundary = content_type.split("boundary=", 1)[1]

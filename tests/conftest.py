@@ -100,7 +100,7 @@ def pool():
 
 
 def make_test_app(pool, **settings):
-    return create_app(Settings(log_file="", model_instances=pool.size, **settings), pool=pool)
+    return create_app(Settings(log_file="", model_instances=pool.size, **settings), pools=[pool])
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 import base64
 import io
+import json
 import threading
 
 import pytest
 from conftest import encode, make_test_app
 
+from nosetrack.images import SUPPORTED_TYPES
 from nosetrack.server.worker import STOPPING
 
 
@@ -174,6 +176,89 @@ def test_body_over_the_limit_is_413(pool, face_jpeg):
         client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg"), 413, "request_entity_too_large"
     )
     assert_error(post_form(client, face_jpeg), 413, "request_entity_too_large")
+
+
+def test_body_over_the_limit_names_the_limit_and_its_flag(pool, face_jpeg):
+    limit = len(face_jpeg) - 1
+    client = make_test_app(pool, max_body_bytes=limit).test_client()
+    message = client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg").get_json()["error"][
+        "message"
+    ]
+    assert f"is {len(face_jpeg)} bytes" in message
+    assert f"at most {limit}" in message and "--max-body-bytes" in message
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/octet-stream", "application/x-www-form-urlencoded"]
+)
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".bmp", ".webp"])
+def test_v1_nose_sniffs_an_untyped_image(client, astronaut_bgr, content_type, extension):
+    # requests.post(url, data=open(path, "rb")) sends no Content-Type at all.
+    response = client.post("/v1/nose", data=encode(astronaut_bgr, extension), content_type=content_type)
+    assert_nose_answer(response.get_json())
+
+
+def test_v1_nose_sniffs_untyped_json(client, face_jpeg):
+    body = json.dumps({"image": base64.b64encode(face_jpeg).decode()}).encode()
+    assert_nose_answer(client.post("/v1/nose", data=body, content_type=None).get_json())
+
+
+def test_v1_nose_refuses_untyped_bytes_that_are_no_image_with_415(client):
+    response = client.post("/v1/nose", data=b"hello", content_type=None)
+    assert_error(response, 415, "unsupported_image_type")
+    assert "JPEG, PNG, BMP, WebP or GIF" in response.get_json()["error"]["message"]
+
+
+def test_unsupported_content_type_message_lists_every_accepted_type(client, face_jpeg):
+    message = client.post("/v1/nose", data=face_jpeg, content_type="text/plain").get_json()["error"][
+        "message"
+    ]
+    for media_type in (
+        *SUPPORTED_TYPES,
+        "application/json",
+        "multipart/form-data",
+        "application/octet-stream",
+    ):
+        assert media_type in message
+
+
+def test_image_64_message_names_every_format(client):
+    message = client.post("/image-64", data=b"not json").get_json()["error"]["message"]
+    assert "JPEG, PNG, BMP, WebP or GIF" in message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the parser's recursion limit
+        b'{"image": ' * 50_000 + b"1" + b"}" * 50_000,
+        b'{"image": ' + b"9" * 5000 + b"}",  # more digits than Python converts
+        b'{"image": "\xff\xfe"}',  # not UTF-8
+        '{"image": "abc"}'.encode("utf-16-le")[:-1],  # UTF-16 cut in the middle of a character
+    ],
+)
+@pytest.mark.parametrize("route", ["/image-64", "/v1/nose"])
+def test_hostile_json_is_400(client, body, route):
+    assert_error(client.post(route, data=body, content_type="application/json"), 400, "invalid_json")
+
+
+def test_json_nested_too_deeply_says_so(client):
+    response = client.post("/image-64", data=b"[" * 100_000, content_type="application/json")
+    assert "nested too deeply" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32", "utf-16-be"])
+def test_image_64_reads_every_json_encoding(client, face_jpeg, encoding):
+    body = json.dumps({"image": base64.b64encode(face_jpeg).decode()}).encode(encoding)
+    assert_nose_answer(client.post("/image-64", data=body, content_type="application/json").get_json())
+
+
+def test_wrong_method_is_counted_under_its_route(client):
+    client.get("/image-64")
+    client.get("/image-64")
+    counts = client.get("/api/stats").get_json()["requests"]
+    assert counts["/image-64"]["405"] == 2
+    assert "405" not in counts.get("unmatched", {})
 
 
 def test_image_over_the_pixel_limit_is_413(pool, face_jpeg):

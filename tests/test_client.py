@@ -1,13 +1,16 @@
 """The Python client and `nosetrack predict`, against a real server."""
 
+import asyncio
 import csv
 import json
+from pathlib import Path
 
 import cv2
 import pytest
 from conftest import assert_drawn_where_answered, encode
+from PIL import Image
 
-from nosetrack import Client
+from nosetrack import AsyncClient, Client
 from nosetrack.cli import main
 from nosetrack.client import ServerError, find_images
 
@@ -26,6 +29,19 @@ def image_folder(tmp_path, astronaut_bgr, no_face_jpeg):
 def test_find_images_searches_folders_recursively(image_folder):
     names = sorted(p.name for p in find_images([image_folder]))
     assert names == ["coffee.JPG", "face.jpg", "mirror.png"]
+
+
+def test_predict_command_takes_webp_and_gif_from_folders(live_server, tmp_path, astronaut_bgr):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    (folder / "face.webp").write_bytes(encode(astronaut_bgr, ".webp"))
+    rgb = Image.fromarray(cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB))
+    rgb.save(folder / "face.gif")
+    output = tmp_path / "noses.csv"
+    assert main(["predict", str(folder), "--url", live_server.url, "-o", str(output)]) == 0
+    rows = {Path(row["file"]).name: row for row in csv.DictReader(output.open())}
+    assert sorted(rows) == ["face.gif", "face.webp"]
+    assert all(row["detected"] == "True" for row in rows.values())
 
 
 @pytest.mark.parametrize("route", ["/v1/nose", "/image-bin", "/image-64"])
@@ -84,3 +100,51 @@ def test_predict_command_writes_json_lines_and_fails_on_bad_files(live_server, i
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert records[0]["detected"] is True
     assert "415" in records[1]["error"]
+
+
+def test_client_adds_the_missing_scheme(live_server, image_folder):
+    client = Client(f"127.0.0.1:{live_server.port}/")
+    assert client.url == live_server.url
+    assert client.predict(image_folder / "face.jpg")["detected"]
+
+
+def run_async(coroutine):
+    return asyncio.run(coroutine)
+
+
+@pytest.mark.parametrize("route", ["/v1/nose", "/image-bin", "/image-64"])
+def test_async_client_gives_the_same_answer_as_client(live_server, image_folder, route):
+    async def ask():
+        async with AsyncClient(live_server.url) as client:
+            return await client.predict(image_folder / "face.jpg", route=route)
+
+    expected = Client(live_server.url).predict(image_folder / "face.jpg", route=route)
+    answer = run_async(ask())
+    assert (answer["x"], answer["y"], answer["faces"]) == (expected["x"], expected["y"], expected["faces"])
+
+
+def test_async_client_raises_the_servers_error(live_server, image_folder):
+    async def ask():
+        async with AsyncClient(live_server.url) as client:
+            return await client.predict(image_folder / "notes.txt")
+
+    with pytest.raises(ServerError) as caught:
+        run_async(ask())
+    assert (caught.value.status, caught.value.code) == (415, "unsupported_image_type")
+
+
+def test_async_predict_many_reports_each_file_in_order(live_server, image_folder):
+    paths = [*find_images([image_folder]), image_folder / "missing.jpg"]
+
+    async def ask():
+        async with AsyncClient(live_server.url) as client:
+            return [
+                outcome async for outcome in client.predict_many(paths, concurrency=2)
+            ], await client.version()
+
+    outcomes, version = run_async(ask())
+    assert [o.path for o in outcomes] == paths
+    by_name = {o.path.name: o for o in outcomes}
+    assert by_name["face.jpg"].result["detected"] and by_name["coffee.JPG"].result["detected"] is False
+    assert "No such file" in by_name["missing.jpg"].error
+    assert version["model"]["name"] == "nosetrack-facemesh"

@@ -105,6 +105,9 @@ def test_counters_and_charts_move_after_requests(page, server, face_jpeg):
     assert float(page.text_content("#kpi-rate")) > 0
     assert page.text_content("#model").startswith("nosetrack-facemesh")
     assert page.text_content("#workers") == "2"
+    model_row = page.locator("#models tbody tr")
+    assert model_row.count() == 1 and model_row.locator("td").first.text_content() == "nosetrack-facemesh"
+    assert int(model_row.locator("td.num").first.text_content()) >= 6
     screenshot(page, "dashboard-live.png", full_page=True)
 
 

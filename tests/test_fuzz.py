@@ -140,6 +140,85 @@ def test_oip_infer_parses_any_request(fuzz_client, document, tail, declare_lengt
     assert response.status_code != 200 or response.get_json()["outputs"]
 
 
+# JSON structure, on every route that parses JSON: the same documents must be refused the same way.
+JSON_ROUTES = [
+    ("/image-64", "application/json"),
+    ("/v1/nose", "application/json"),
+    ("/v1/nose", None),  # untyped: sniffed as JSON by its first byte
+    ("/v2/models/nosetrack-facemesh/infer", "application/json"),
+]
+CLIENT_ERRORS = {400, 413, 415, 422}
+ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]
+
+
+def assert_client_error(response, route: str) -> None:
+    """A 4xx in the route's error shape: {"error": "..."} under /v2, {"error": {"code", ...}} elsewhere."""
+    assert response.status_code in CLIENT_ERRORS, response.get_data()[:300]
+    error = response.get_json()["error"]
+    assert isinstance(error, str) if route.startswith("/v2") else error["code"] and error["message"]
+
+
+@FUZZ
+@given(
+    route=st.sampled_from(JSON_ROUTES),
+    depth=st.integers(0, 20_000),
+    opener=st.sampled_from(["[", '{"image": ', '{"inputs": ', '[{"a": ', '{"inputs": [{"data": ']),
+    leaf=st.sampled_from(["1", '"x"', "null", "{}", "[]", ""]),
+    closed=st.floats(0.0, 1.0),
+)
+def test_json_nested_to_any_depth_is_a_client_error(fuzz_client, route, depth, opener, leaf, closed):
+    closer = "".join("]" if c == "[" else "}" for c in reversed(opener) if c in "[{")
+    body = (opener * depth + leaf + closer * int(depth * closed)).encode()
+    assert_client_error(fuzz_client.post(route[0], data=body, content_type=route[1]), route[0])
+
+
+@FUZZ
+@given(
+    route=st.sampled_from(JSON_ROUTES),
+    document=json_values | st.fixed_dictionaries({"image": json_values}) | infer_documents,
+    encoding=st.sampled_from(ENCODINGS),
+    cut=st.integers(0, 3),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=3),
+)
+def test_json_in_any_encoding_damaged_or_not_is_a_client_error(
+    fuzz_client, route, document, encoding, cut, flips
+):
+    body = bytearray(json.dumps(document, ensure_ascii=False).encode(encoding, "surrogatepass"))
+    for position, value in flips:
+        body[position % len(body)] = value
+    body = bytes(body[: len(body) - cut])
+    assert_client_error(fuzz_client.post(route[0], data=body, content_type=route[1]), route[0])
+
+
+huge_scalars = st.one_of(
+    st.integers(1, 6000).map(lambda digits: "9" * digits),  # past Python's 4300-digit conversion limit
+    st.integers(1, 6000).map(lambda digits: f"1e{'9' * digits}"),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "-0", "1e-999999", '"\\ud800"', '"\\udfff\\ud800"']),
+    st.integers(0, 300_000).map(lambda length: '"' + "A" * length + '"'),  # large base64 of zeros
+    st.integers(0, 100_000).map(lambda count: "[" + ",".join(["7"] * count) + "]"),
+)
+json_slots = st.sampled_from(
+    [
+        '{"image": %s}',
+        '{"image": "data:image/png;base64,", "x": %s}',
+        '{"id": %s, "inputs": []}',
+        '{"inputs": [{"name": "IMAGE", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": %s}]}',
+        '{"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": [%s]}]}',
+        '{"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": %s, "data": []}]}',
+        '{"inputs": [{"name": "IMAGE", "datatype": "UINT8", "shape": [1, %s, 2, 3], "data": []}]}',
+        '{"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "parameters": '
+        '{"binary_data_size": %s}}]}',
+    ]
+)
+
+
+@FUZZ
+@given(route=st.sampled_from(JSON_ROUTES), slot=json_slots, value=huge_scalars)
+def test_huge_odd_and_large_json_values_are_client_errors(fuzz_client, route, slot, value):
+    body = (slot % value).encode()
+    assert_client_error(fuzz_client.post(route[0], data=body, content_type=route[1]), route[0])
+
+
 ATHERIS_SECONDS = 10
 
 

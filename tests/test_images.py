@@ -1,7 +1,12 @@
+import io
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
 from conftest import encode
+from PIL import Image
 
 from nosetrack.images import (
     CheckedImage,
@@ -40,7 +45,7 @@ def test_empty_bytes_are_refused():
         decode_image(b"")
 
 
-@pytest.mark.parametrize("data", [b"hello world", b"GIF89a" + bytes(100), b"\x00" * 64])
+@pytest.mark.parametrize("data", [b"hello world", b"GIF90a" + bytes(100), b"RIFF" + bytes(100), b"\x00" * 64])
 def test_bytes_that_are_not_an_image_are_unsupported(data):
     with pytest.raises(UnsupportedImageType):
         decode_image(data)
@@ -130,3 +135,76 @@ def test_reduced_decode_reports_the_upright_full_size(astronaut_bgr):
     reduced = decode_reduced(with_exif_turn(wide), min_side=640)
     assert reduced.pixels.shape[:2] == (1000, 750)
     assert (reduced.width, reduced.height) == (1500, 2000)
+
+
+def pillow_encode(frames_bgr: list[np.ndarray], image_format: str, **options) -> bytes:
+    frames = [Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) for frame in frames_bgr]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=image_format, save_all=True, append_images=frames[1:], **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("quality", [80, 101])  # lossy (VP8), lossless (VP8L)
+def test_decodes_webp(astronaut_bgr, quality):
+    webp = cv2.imencode(".webp", astronaut_bgr, [cv2.IMWRITE_WEBP_QUALITY, quality])[1].tobytes()
+    checked = CheckedImage.check(webp)
+    assert (checked.media_type, checked.width, checked.height) == ("image/webp", 512, 512)
+    assert np.abs(checked.decode().pixels.astype(int) - astronaut_bgr).mean() < 3.0
+
+
+def test_animated_webp_gives_its_first_frame(astronaut_bgr):
+    webp = pillow_encode([astronaut_bgr, 255 - astronaut_bgr], "WEBP", lossless=True, duration=100)
+    assert webp[12:16] == b"VP8X"
+    checked = CheckedImage.check(webp)
+    assert (checked.width, checked.height) == (512, 512)
+    assert np.abs(checked.decode().pixels.astype(int) - astronaut_bgr).mean() < 1.0
+
+
+def test_animated_gif_gives_its_first_frame(astronaut_bgr):
+    small = cv2.resize(astronaut_bgr, (200, 150))
+    gif = pillow_encode([small, 255 - small], "GIF", duration=100, loop=0)
+    checked = CheckedImage.check(gif)
+    assert (checked.media_type, checked.width, checked.height) == ("image/gif", 200, 150)
+    # 256 colours: close to the original, far from the second (inverted) frame.
+    assert np.abs(checked.decode().pixels.astype(int) - small).mean() < 12.0
+
+
+def test_truncated_webp_and_gif_are_refused(astronaut_bgr):
+    webp = encode(astronaut_bgr, ".webp")
+    gif = pillow_encode([astronaut_bgr], "GIF")
+    for data in (webp[:-200], gif[: len(gif) // 2]):
+        with pytest.raises(ImageError, match="truncated"):
+            decode_image(data)
+
+
+def test_webp_pixel_limit_is_read_from_the_header(astronaut_bgr):
+    with pytest.raises(ImageTooLarge, match="512x512"):
+        decode_image(encode(astronaut_bgr, ".webp"), max_pixels=512 * 512 - 1)
+
+
+def test_gif_frame_larger_than_its_screen_counts_against_the_limit(astronaut_bgr):
+    gif = pillow_encode([cv2.resize(astronaut_bgr, (100, 100))], "GIF")
+    bomb = gif[:6] + struct.pack("<HH", 10, 10) + gif[10:]  # a 10x10 screen around a 100x100 frame
+    assert CheckedImage.check(bomb).width == 100
+    with pytest.raises(ImageTooLarge, match="100x100"):
+        decode_image(bomb, max_pixels=10 * 10)
+
+
+def png_chunk(name: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + name + payload + struct.pack(">I", zlib.crc32(name + payload))
+
+
+def test_png_colour_profile_gives_no_libpng_warning(capfd, astronaut_bgr):
+    png = encode(astronaut_bgr, ".png")
+    broken_profile = png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(bytes(132)))
+    with_profile = png[:33] + broken_profile + png[33:]  # right after IHDR
+    cv2.imdecode(np.frombuffer(with_profile, np.uint8), cv2.IMREAD_COLOR)
+    assert "libpng warning: iCCP" in capfd.readouterr().err  # the warning this test is about
+    assert np.array_equal(decode_image(with_profile), astronaut_bgr)
+    assert "libpng" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("data", [b"GIF89a", b"GIF89a\x10\x00", b"RIFF\x00\x00\x00\x00WEBPVP8 "])
+def test_gif_and_webp_cut_inside_their_headers_are_refused(data):
+    with pytest.raises(ImageError, match="header"):
+        decode_image(data)

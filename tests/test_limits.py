@@ -51,7 +51,7 @@ def held(model):
 
 
 def held_app(held, **settings):
-    app = create_app(Settings(log_file="", model_instances=1, **settings), pool=ModelPool(lambda: held, 1))
+    app = create_app(Settings(log_file="", model_instances=1, **settings), pools=[ModelPool(lambda: held, 1)])
     held.hold()
     return app
 

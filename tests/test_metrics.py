@@ -10,6 +10,7 @@ from conftest import LiveServer
 from prometheus_client.parser import text_string_to_metric_families
 
 GOOD, BAD = 12, 5
+MODEL = "nosetrack-facemesh"
 
 
 def post(url: str, body: bytes) -> int:
@@ -55,10 +56,16 @@ def test_latency_per_route_counts_every_request(scraped):
     assert value(scraped, "nosetrack_request_duration_seconds_count", route="/v1/nose") == GOOD + BAD
 
 
-def test_decoding_queue_wait_and_inference_count_the_good_requests(scraped):
+def test_decoding_queue_wait_and_inference_count_the_good_requests_per_model(scraped):
     assert value(scraped, "nosetrack_images_decoded_total") == GOOD
-    assert value(scraped, "nosetrack_queue_wait_seconds_count") == GOOD
-    assert value(scraped, "nosetrack_inference_seconds_count") == GOOD
+    for step in ("queue_wait", "decode", "inference"):
+        assert value(scraped, f"nosetrack_{step}_seconds_count", model=MODEL) == GOOD
+
+
+def test_each_image_counts_as_a_success_or_a_failure_of_its_model(scraped):
+    assert value(scraped, "nosetrack_prediction_seconds_count", model=MODEL, outcome="success") == GOOD
+    assert value(scraped, "nosetrack_prediction_seconds_count", model=MODEL, outcome="fail") == BAD
+    assert value(scraped, "nosetrack_last_prediction_timestamp_seconds", model=MODEL) > 0
 
 
 def test_nothing_is_in_flight_when_idle(scraped):

@@ -1,3 +1,5 @@
+import hashlib
+
 import cv2
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ from conftest import encode
 from nosetrack.answer import prediction_answer
 from nosetrack.images import decode_image
 from nosetrack.models import load_model
+from nosetrack.models.nose_tracker import WEIGHTS_SHA256, weights_dir
 from nosetrack.predictor import predict_bytes
 
 
@@ -80,3 +83,35 @@ def test_prediction_on_a_reduced_decode_is_given_in_full_size_pixels(model, astr
     assert abs(scaled.faces[0].nose_y - full.faces[0].nose_y) < 20
     assert abs(scaled.faces[0].box.width - full.faces[0].box.width) < 40
     assert prediction_answer(scaled)["x"] == pytest.approx(prediction_answer(full)["x"], abs=0.01)
+
+
+def test_predict_takes_a_path_bytes_or_pixels(model, astronaut_bgr, tmp_path):
+    png = encode(astronaut_bgr, ".png")
+    (tmp_path / "face.png").write_bytes(png)
+    expected = model.predict(astronaut_bgr)
+    for image in (str(tmp_path / "face.png"), tmp_path / "face.png", png):
+        assert model.predict(image) == expected
+
+
+def test_predict_takes_grey_and_bgra_pixels(model, astronaut_bgr):
+    grey = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
+    assert model.predict(grey) == model.predict(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+    assert model.predict(cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2BGRA)) == model.predict(astronaut_bgr)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (12, "not int"),
+        (np.zeros((8, 8, 3), np.float32), "uint8"),
+        (np.zeros((8, 8, 2), np.uint8), r"\(height, width, 3\)"),
+    ],
+)
+def test_predict_says_what_it_takes(model, image, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        model.predict(image)
+
+
+def test_the_weights_are_the_same_bytes_whichever_mediapipe_brought_them():
+    found = {name: hashlib.sha256((weights_dir() / name).read_bytes()).hexdigest() for name in WEIGHTS_SHA256}
+    assert found == WEIGHTS_SHA256

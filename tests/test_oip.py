@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import threading
 
 import cv2
 import numpy as np
@@ -12,6 +13,11 @@ import pytest
 import tritonclient.http as triton
 from conftest import LiveServer, make_test_app
 from tritonclient.utils import InferenceServerException
+
+from nosetrack.config import Settings
+from nosetrack.models import load_model
+from nosetrack.pool import ModelPool
+from nosetrack.server.app import create_app
 
 MODEL = "nosetrack-facemesh"
 
@@ -80,8 +86,26 @@ def test_tritonclient_gets_a_batch_with_a_face_and_none(
 def test_tritonclient_sees_a_clear_error_for_a_non_image(triton_client):
     image = triton.InferInput("IMAGE", [1], "BYTES")
     image.set_data_from_numpy(np.array([b"not an image"], dtype=np.object_))
-    with pytest.raises(InferenceServerException, match="not a JPEG, PNG or BMP"):
+    with pytest.raises(InferenceServerException, match="not a JPEG, PNG, BMP, WebP or GIF"):
         triton_client.infer(MODEL, [image])
+
+
+def test_tritonclient_reads_the_configuration_statistics_and_repository_index(triton_client, face_jpeg):
+    config = triton_client.get_model_config(MODEL)
+    assert (config["name"], config["max_batch_size"]) == (MODEL, 16)
+    assert config["input"] == [{"name": "IMAGE", "data_type": "TYPE_STRING", "dims": [1]}]
+
+    def count() -> int:
+        return triton_client.get_inference_statistics(MODEL)["model_stats"][0]["inference_count"]
+
+    before = count()
+    image = triton.InferInput("IMAGE", [2], "BYTES")
+    image.set_data_from_numpy(np.array([face_jpeg, face_jpeg], dtype=np.object_))
+    triton_client.infer(MODEL, [image])
+    assert count() == before + 2
+    assert [model["name"] for model in triton_client.get_inference_statistics()["model_stats"]] == [MODEL]
+    index = triton_client.get_model_repository_index()
+    assert index == [{"name": MODEL, "version": "mediapipe-0.10.21", "state": "READY"}]
 
 
 # The protocol in detail, against the in-process app.
@@ -235,3 +259,58 @@ def test_compressed_bodies_are_refused_with_415(client):
         f"/v2/models/{MODEL}/infer", data=b"\x1f\x8b", headers={"Content-Encoding": "gzip"}
     )
     assert response.status_code == 415 and "Content-Encoding" in response.get_json()["error"]
+
+
+class MeetingModel:
+    """The real model, but once `meeting` holds a barrier, each prediction waits at it for the others."""
+
+    def __init__(self, model, meeting: list[threading.Barrier]) -> None:
+        self._model = model
+        self._meeting = meeting
+        self.info = model.info
+
+    def predict(self, image):
+        for barrier in self._meeting:
+            barrier.wait(timeout=10)  # BrokenBarrierError when the batch runs one image at a time
+        return self._model.predict(image)
+
+
+def test_a_batch_runs_on_every_instance_of_the_model_at_once(face_jpeg, no_face_jpeg):
+    meeting: list[threading.Barrier] = []
+    pool = ModelPool(lambda: MeetingModel(load_model(), meeting), size=2)
+    client = create_app(Settings(log_file="", model_instances=2), pools=[pool]).test_client()
+    meeting.append(threading.Barrier(2))  # after the warm-up, which runs each instance alone
+    tensor, data = bytes_input(face_jpeg, no_face_jpeg, face_jpeg, no_face_jpeg)
+    answer = infer(client, {"inputs": [tensor], "outputs": [{"name": "DETECTED"}]}, data)
+    assert answer.status_code == 200
+    assert answer.get_json()["outputs"][0]["data"] == [True, False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v2/no/such/route", 404),
+        ("GET", f"/v2/models/{MODEL}/no-such-extension", 404),
+        ("POST", "/v2/health/live", 405),
+        ("DELETE", f"/v2/models/{MODEL}/infer", 405),
+    ],
+)
+def test_every_answer_under_v2_has_the_protocols_error_shape(client, method, path, status):
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert isinstance(response.get_json()["error"], str)
+
+
+def test_tritonclient_gets_a_clean_error_for_a_route_the_server_lacks(triton_client):
+    # tritonclient concatenated nosetrack's error object to a string and died with a TypeError.
+    with pytest.raises(InferenceServerException, match=r"not found|Unknown model"):
+        triton_client.get_model_config("no-such-model")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b'{"inputs": ' * 50_000, b'{"inputs": [\xff]}', '{"inputs": []}'.encode("utf-16")[:-1]],
+)
+def test_hostile_json_to_infer_is_400(client, body):
+    response = client.post(f"/v2/models/{MODEL}/infer", data=body)
+    assert response.status_code == 400 and isinstance(response.get_json()["error"], str)

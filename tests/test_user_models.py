@@ -194,6 +194,12 @@ def test_model_file_without_a_spec_shows_an_example(tmp_path):
         load_model(str(lone))
 
 
+@pytest.mark.parametrize("name", ["missing.onnx", "missing.tflite", "missing.pb"])
+def test_missing_model_file_is_said_not_to_exist(tmp_path, name):
+    with pytest.raises(ModelSpecError, match=rf"{name} does not exist"):
+        load_model(str(tmp_path / name))
+
+
 def test_unknown_model_name_lists_the_built_in_ones():
     with pytest.raises(ModelSpecError, match="facemesh"):
         load_model("no-such-model")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .models.base import Box, Face, Prediction
+from .tracking.tracker import TrackedFrame
 
 NO_FACE: dict[str, Any] = {"x": None, "y": None, "nose": None, "score": None, "box": None}
 
@@ -33,6 +34,19 @@ def prediction_answer(prediction: Prediction) -> dict[str, Any]:
         "faces": faces,
         "image": {"width": prediction.width, "height": prediction.height},
     }
+
+
+def tracked_answer(frame: TrackedFrame) -> dict[str, Any]:
+    """A video frame's answer: `prediction_answer` of the smoothed faces (so `x`, `y` and `nose` are
+    smoothed), the frame's `timestamp`, and per face its `id`, `tracked`, and this frame's own `nose_raw`."""
+    answer = prediction_answer(frame.prediction)
+    for face, tracked in zip(answer["faces"], frame.faces, strict=True):
+        face.update(
+            id=tracked.id,
+            tracked=tracked.tracked,
+            nose_raw={"x": tracked.raw.nose_x, "y": tracked.raw.nose_y},
+        )
+    return {**answer, "timestamp": frame.timestamp}
 
 
 def prediction_from_answer(answer: dict[str, Any]) -> Prediction:

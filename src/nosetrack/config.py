@@ -16,7 +16,9 @@ class Settings:
     workers: int = 2
     # Model instances per worker: how many predictions one worker runs at once.
     model_instances: int = 2
-    model: str | None = None
+    # The models to serve: built-in names, model files, specs, or folders of specs. The first answers every
+    # route that names no model (the seed's among them). None given: the default built-in model.
+    models: tuple[str, ...] = ()
     log_file: str = "webserver.log"
     log_level: str = "INFO"
     max_body_bytes: int = 20 * 1024 * 1024
@@ -41,6 +43,13 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # How many recent predictions the dashboard may show as thumbnails; 0 (off) keeps pictures out of memory.
     show_recent: int = 0
+    # Port of the Open Inference Protocol's gRPC service, beside HTTP in every worker (0: off).
+    grpc_port: int = 0
+    # On a Ray cluster (`nosetrack serve --ray`): replicas, each with `model_instances` models. Autoscaling
+    # between the two counts; max None: as many as the cluster's CPUs hold when deployed.
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    cpus_per_replica: float = 1.0
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -17,14 +17,13 @@ import cv2
 import numpy as np
 
 from .answer import prediction_from_answer
+from .images import IMAGE_SUFFIXES, UNLIMITED_PIXELS, read_image
 from .models.base import Model, Prediction
 from .predictor import predict_bytes
 
 MIN_INTEROCULAR_PIXELS = 10.0
 # A labelled face counts as found when a predicted nose lies within half an inter-ocular distance.
 DETECTION_RADIUS = 0.5
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-UNLIMITED_PIXELS = 1 << 40
 # The project's annotated photographs, ../shared/data beside a checkout of this repository, as the tests and
 # bench/ find them (NOSETRACK_ANNOTATED_SET points elsewhere).
 ANNOTATED_SET = Path(
@@ -193,10 +192,7 @@ def contact_sheet(
     data_dir: Path, outcomes: list[FaceOutcome], columns: int = 6, tile_size: int = 256
 ) -> np.ndarray:
     """The outcomes' tiles in rows: a picture of where the model goes wrong."""
-    tiles = [
-        draw_outcome(cv2.imread(str(data_dir / "images" / o.label.file), cv2.IMREAD_COLOR), o, tile_size)
-        for o in outcomes
-    ]
+    tiles = [draw_outcome(read_image(data_dir / "images" / o.label.file), o, tile_size) for o in outcomes]
     blank = np.zeros((tile_size, tile_size, 3), np.uint8)
     tiles += [blank] * (-len(tiles) % columns)
     rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]

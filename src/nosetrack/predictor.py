@@ -8,12 +8,17 @@ which instance runs (a server leases one from its pool, a script keeps its own).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from .images import DEFAULT_MAX_IMAGE_PIXELS, CheckedImage, ReducedImage
 from .models import Model, Prediction
+from .tracking import TrackedFrame, Tracker
+
+Result = TypeVar("Result", Prediction, TrackedFrame)
 
 
 @dataclass(frozen=True)
@@ -28,16 +33,42 @@ class Predicted:
 
 def predict_checked(model: Model, checked: CheckedImage, decode_min_side: int = 0) -> Predicted:
     """Decode `checked` (a large JPEG at reduced size, see `CheckedImage.decode`) and run `model` on it."""
+    return Predicted(*_decode_and_run(checked, decode_min_side, model.predict))
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A tracked frame in the full image's pixels, the pixels the tracker saw, and where the time went."""
+
+    frame: TrackedFrame
+    image: ReducedImage
+    decode_seconds: float
+    model_seconds: float
+
+
+def track_checked(
+    tracker: Tracker, model: Model, checked: CheckedImage, timestamp: float, decode_min_side: int = 0
+) -> Tracked:
+    """Decode `checked` as `predict_checked` does and give it to the stream's `tracker`, on `model`."""
+    return Tracked(
+        *_decode_and_run(checked, decode_min_side, lambda pixels: tracker.update(model, pixels, timestamp))
+    )
+
+
+def _decode_and_run(
+    checked: CheckedImage, decode_min_side: int, run: Callable[[np.ndarray], Result]
+) -> tuple[Result, ReducedImage, float, float]:
+    """`run` on the decoded pixels, its result in full-size pixels, the image, and the seconds each took."""
     started = time.perf_counter()
     image = checked.decode(decode_min_side)
     decoded = time.perf_counter()
-    prediction = model.predict(image.pixels)
+    result = run(image.pixels)
     done = time.perf_counter()
-    return Predicted(
-        prediction.at_full_size(image.factor, image.width, image.height),
+    return (
+        result.at_full_size(image.factor, image.width, image.height),
         image,
-        decode_seconds=decoded - started,
-        model_seconds=done - decoded,
+        decoded - started,
+        done - decoded,
     )
 
 
@@ -55,6 +86,6 @@ def predict_bytes(
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     decode_min_side: int = 0,
 ) -> Prediction:
-    """The prediction for encoded bytes (JPEG, PNG, BMP) as the server makes it; `ImageError` when they
-    cannot become an image."""
+    """The prediction for encoded bytes (JPEG, PNG, BMP, WebP, GIF) as the server makes it; `ImageError`
+    when they cannot become an image."""
     return predict_checked(model, CheckedImage.check(data, max_pixels), decode_min_side).prediction

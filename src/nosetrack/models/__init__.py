@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -61,6 +61,33 @@ def load_model(name_or_path: str | None = None, engine_threads: int = 1) -> Mode
     )
 
 
+def model_sources(requested: Sequence[str] = ()) -> list[str]:
+    """One entry for each model that `--model` values name: built-in names and files as given, and a folder
+    as the specs (*.toml) in it, in name order. None requested: the default model."""
+    sources: list[str] = []
+    for item in requested or (DEFAULT_MODEL,):
+        if Path(item).is_dir():
+            specs = sorted(str(spec) for spec in Path(item).glob("*.toml"))
+            if not specs:
+                raise ModelSpecError(f"The folder {item} holds no model specs (*.toml).")
+            sources += specs
+        else:
+            sources.append(item)
+    return sources
+
+
+def check_unique_names(infos: Iterable[ModelInfo]) -> None:
+    """Refuse two models with one name: a client names the model it wants, so each name must mean one."""
+    seen: set[str] = set()
+    for info in infos:
+        if info.name in seen:
+            raise ModelSpecError(
+                f"Two of the models are called {info.name!r}: name each model once, and give a user model "
+                'a name of its own (name = "..." under [model] in its spec).'
+            )
+        seen.add(info.name)
+
+
 __all__ = [
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
@@ -70,5 +97,7 @@ __all__ = [
     "ModelInfo",
     "ModelSpecError",
     "Prediction",
+    "check_unique_names",
     "load_model",
+    "model_sources",
 ]

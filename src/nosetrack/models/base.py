@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
+
+from ..images import UNLIMITED_PIXELS, decode_image, read_image
+
+# What `Model.predict` takes: BGR pixels (as cv2.imread gives them), an image file's bytes, or its path.
+ImageInput = np.ndarray | bytes | str | os.PathLike
+_TO_BGR = {1: cv2.COLOR_GRAY2BGR, 4: cv2.COLOR_BGRA2BGR}
 
 
 @dataclass(frozen=True)
@@ -91,9 +99,31 @@ class Model(Protocol):
 
     info: ModelInfo
 
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Find the faces in one BGR image, as `cv2.imdecode` returns it."""
+    def predict(self, image: ImageInput) -> Prediction:
+        """Find the faces in one image: BGR pixels as `cv2.imdecode` returns them, encoded bytes or a path."""
         ...
+
+
+def bgr_pixels(image: ImageInput) -> np.ndarray:
+    """`image` as the BGR uint8 pixels models work on: a path read and decoded, bytes decoded (JPEG, PNG,
+    BMP, WebP, GIF), grey or BGRA pixels made BGR; TypeError or ValueError says what is expected instead."""
+    if isinstance(image, str | os.PathLike):
+        return read_image(image)
+    if isinstance(image, bytes | bytearray | memoryview):
+        return decode_image(bytes(image), UNLIMITED_PIXELS)  # in process: the caller's own image
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"predict takes BGR pixels (a numpy array, as cv2.imread gives), an image file's bytes or its "
+            f"path, not {type(image).__name__}."
+        )
+    if image.dtype != np.uint8:
+        raise ValueError(f"predict takes 8-bit pixels (uint8), not {image.dtype}.")
+    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 0
+    if channels == 3:
+        return image
+    if channels not in _TO_BGR:
+        raise ValueError(f"predict takes an image of shape (height, width, 3), not {image.shape}.")
+    return cv2.cvtColor(image, _TO_BGR[channels])
 
 
 def sort_by_prominence(faces: list[Face]) -> list[Face]:

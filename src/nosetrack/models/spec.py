@@ -244,6 +244,8 @@ def spec_for(path: Path) -> ModelSpec:
     beside = path.with_suffix(SPEC_SUFFIX)
     if beside.exists():
         return read_spec(beside)
+    if not path.exists():
+        raise ModelSpecError(f"The model file {path} does not exist.")
     if path.suffix.lower() == ".pb":
         return seed_spec(path.resolve())
     raise ModelSpecError(

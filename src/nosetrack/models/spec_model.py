@@ -9,7 +9,7 @@ import numpy as np
 
 from ..engines import open_engine
 from .activations import sigmoid
-from .base import Face, ModelInfo, Prediction
+from .base import Face, ImageInput, ModelInfo, Prediction, bgr_pixels
 from .geometry import ViewFrame, letterbox
 from .spec import ModelSpec, ModelSpecError, spec_for
 
@@ -112,7 +112,8 @@ class SpecModel:
                 score = float(sigmoid(score))
         return float(x), float(y), score
 
-    def predict(self, image: np.ndarray) -> Prediction:
+    def predict(self, image: ImageInput) -> Prediction:
+        image = bgr_pixels(image)
         height, width = image.shape[:2]
         tensor, frame = self._tensor(image)
         x, y, score = self._read_nose(self._engine.run(tensor))

@@ -39,6 +39,12 @@ def _is_known_key(token: str, keys: tuple[bytes, ...]) -> bool:
     return matched
 
 
+def is_authorized(authorization: str, keys: tuple[bytes, ...]) -> bool:
+    """Whether an Authorization value ("Bearer KEY": an HTTP header or gRPC metadata) holds one of `keys`."""
+    token = _bearer_token(authorization)
+    return token is not None and _is_known_key(token, keys)
+
+
 def require_api_keys(app: Flask, keys: tuple[str, ...]) -> None:
     """Demand `Authorization: Bearer KEY` with one of `keys` on every non-public route (no keys: no check)."""
     if not keys:
@@ -54,8 +60,7 @@ def require_api_keys(app: Flask, keys: tuple[str, ...]) -> None:
             return
         if getattr(app.view_functions[request.endpoint], PUBLIC_ATTRIBUTE, False):
             return
-        token = _bearer_token(request.headers.get("Authorization", ""))
-        if token is None or not _is_known_key(token, encoded_keys):
+        if not is_authorized(request.headers.get("Authorization", ""), encoded_keys):
             raise ApiError(
                 401,
                 "unauthorized",

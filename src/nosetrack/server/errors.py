@@ -1,7 +1,7 @@
 """One JSON error shape for every failure: {"error": {"code", "message", "request_id"}}.
 
-The Open Inference Protocol's routes answer the same failures with the same statuses, in that protocol's
-shape ({"error": "message"}): one builder, `error_response`, with the body shape as its one difference.
+The Open Inference Protocol's paths answer the same failures with the same statuses, in that protocol's
+shape ({"error": "message"}): one builder, `error_response`, with the body's shape as its one difference.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import json
 import logging
 from collections.abc import Callable
 
-from flask import Blueprint, Flask, Response, g, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..images import ImageError, ImageTooLarge, UnsupportedImageType
 from ..logs import LOGGER_NAME
@@ -73,32 +73,53 @@ def image_status(error: ImageError) -> int:
     return 422
 
 
-def register_error_handlers(target: Flask | Blueprint, body: ErrorBody = nosetrack_error) -> None:
-    """Answer every failure raised under `target` with the same status and code, in `body`'s shape:
-    nosetrack's own for the app, the Open Inference Protocol's for its /v2 blueprint."""
+def client_failure(error: ApiError | ImageError | Overloaded) -> ApiError:
+    """The status, code and message a failure that is not our bug stands for, on HTTP and gRPC alike."""
+    if isinstance(error, ImageError):
+        return ApiError(image_status(error), error.code, str(error))
+    if isinstance(error, Overloaded):
+        return ApiError(503, "overloaded", f"{error} Retry shortly.", {"Retry-After": "1"})
+    return error
+
+
+def body_too_large_message(error: RequestEntityTooLarge) -> str:
+    """Name the limit and the flag that sets it (werkzeug's own text names neither)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    size = request.content_length
+    if limit is None or (size is not None and size <= limit):  # a form field over werkzeug's own limit
+        return error.description or str(error)
+    given = f"The body is {size} bytes" if size is not None else "The body is larger than that"
+    return f"{given}; this server takes at most {limit} (--max-body-bytes, NOSETRACK_MAX_BODY_BYTES)."
+
+
+def register_error_handlers(app: Flask, shapes: dict[str, ErrorBody] | None = None) -> None:
+    """Answer every failure with the same status and code: in nosetrack's shape, or under a path prefix of
+    `shapes` in that prefix's shape (/v2: the Open Inference Protocol's). By path, not by blueprint, so that
+    the 404s and 405s of paths no route matches have their protocol's shape too."""
 
     def respond(status: int, code: str, message: str, headers: dict[str, str] | None) -> Response:
-        return error_response(status, code, message, headers, body)
+        for prefix, body in (shapes or {}).items():
+            if request.path == prefix or request.path.startswith(prefix + "/"):
+                return error_response(status, code, message, headers, body)
+        return error_response(status, code, message, headers)
 
-    @target.errorhandler(ApiError)
-    def api_error(error: ApiError) -> Response:
-        return respond(error.status, error.code, error.message, error.headers)
+    @app.errorhandler(ApiError)
+    @app.errorhandler(ImageError)
+    @app.errorhandler(Overloaded)
+    def client_error(error: ApiError | ImageError | Overloaded) -> Response:
+        failure = client_failure(error)
+        return respond(failure.status, failure.code, failure.message, failure.headers)
 
-    @target.errorhandler(ImageError)
-    def image_error(error: ImageError) -> Response:
-        return respond(image_status(error), error.code, str(error), None)
-
-    @target.errorhandler(Overloaded)
-    def overloaded(error: Overloaded) -> Response:
-        return respond(503, "overloaded", f"{error} Retry shortly.", {"Retry-After": "1"})
-
-    @target.errorhandler(HTTPException)
+    @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         code = (error.name or "error").lower().replace(" ", "_")
         headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else {}
-        return respond(error.code or 500, code, error.description or str(error), headers)
+        message = error.description or str(error)
+        if isinstance(error, RequestEntityTooLarge):
+            message = body_too_large_message(error)
+        return respond(error.code or 500, code, message, headers)
 
-    @target.errorhandler(Exception)
+    @app.errorhandler(Exception)
     def internal_error(error: Exception) -> Response:
         logger.exception("Unhandled error (request_id=%s)", g.get("request_id"))
         return respond(500, "internal_error", "The server failed; the log holds the details.", None)

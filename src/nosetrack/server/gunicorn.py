@@ -1,17 +1,20 @@
-"""`nosetrack serve`: the app under gunicorn, one model pool per worker process (server/worker.py)."""
+"""`nosetrack serve`: the app under gunicorn with nosetrack's worker (server/worker.py), one pool per model in
+each worker process, and with --grpc-port the gRPC service in each worker too."""
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
+import socket
 import tempfile
 
 from gunicorn.app.base import BaseApplication
 
-from ..config import Settings
-
 # Nothing imported here may import prometheus_client: serve() must set PROMETHEUS_MULTIPROC_DIR first.
+from ..config import Settings
+from ..models import model_sources
 from .dashboard.recent import RecentFrames
 from .worker import BufferingWorker
 
@@ -19,10 +22,61 @@ from .worker import BufferingWorker
 SPARE_THREADS = 2
 
 
+def worker_threads(settings: Settings) -> int:
+    """Threads a worker serves with (HTTP's, and gRPC's apart): every model instance, the predictions that
+    may wait for one, and spare threads that refuse the excess quickly."""
+    instances = settings.model_instances * len(model_sources(settings.models))
+    return instances + settings.max_queue + SPARE_THREADS
+
+
+class CannotListen(OSError):
+    """The address to serve on is taken or not ours to take; the message says which, in one sentence."""
+
+
+def check_address(host: str, port: int, flag: str = "--port") -> None:
+    """Bind and release the address once, so a taken port is one clear sentence at once (gunicorn would try it
+    five times over four seconds, with an [ERROR] line each time, then exit)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise CannotListen(f"Cannot listen on {host}: {error.strerror}.") from None
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise CannotListen(
+                    f"{host}:{port} is already in use (another server?): stop it, or pick another {flag}."
+                ) from None
+            raise CannotListen(f"Cannot listen on {host}:{port}: {error.strerror}.") from None
+
+
 def _child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def _start_grpc(worker) -> None:
+    """With --grpc-port, each worker serves gRPC on that port too, from its own state (oip/grpc_service.py).
+    grpcio is imported here, after the fork: a gRPC runtime started in the master would not survive it."""
+    settings = worker.app.settings
+    if settings.grpc_port:
+        from .oip.grpc_service import start_grpc_server
+        from .state import server_state
+
+        state = server_state(worker.wsgi)
+        worker.grpc_server = start_grpc_server(
+            state, settings.host, settings.grpc_port, worker_threads(settings)
+        )
+
+
+def _stop_grpc(server, worker) -> None:
+    """Once HTTP has drained: the calls in progress get their answers, then the worker exits."""
+    grpc_server = getattr(worker, "grpc_server", None)
+    if grpc_server is not None:
+        grpc_server.stop(grace=worker.app.settings.timeout).wait()
 
 
 class NosetrackServer(BaseApplication):
@@ -41,16 +95,18 @@ class NosetrackServer(BaseApplication):
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "worker_class": BufferingWorker,
-            # Models, predictions waiting for them, and spare threads that refuse the excess quickly. A worker
-            # accepts connections only while a thread is free, and closes each after its answer: the next
-            # request waits in the kernel's queue for a worker with room. (With keep-alive, a connection
-            # stayed with the worker that first accepted it, and one worker could hold every client.)
-            "threads": s.model_instances + s.max_queue + SPARE_THREADS,
+            # A worker accepts connections only while one of these threads is free, and closes each after its
+            # answer: the next request waits in the kernel's queue for a worker with room. (With keep-alive,
+            # a connection stayed with the worker that first accepted it, and one worker could hold every
+            # client.)
+            "threads": worker_threads(s),
             "timeout": s.timeout,
             # The drain delay, then up to --timeout for what was accepted; then the arbiter kills.
             "graceful_timeout": math.ceil(s.drain_delay) + s.timeout,
             "preload_app": False,
             "child_exit": _child_exit,
+            "post_worker_init": _start_grpc,
+            "worker_exit": _stop_grpc,
         }.items():
             self.cfg.set(key, value)
 

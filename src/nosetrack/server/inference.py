@@ -1,5 +1,6 @@
-"""One prediction as the server runs it: checked at once, admitted, leased a model, then predicted and
-measured. The pipeline itself is `nosetrack.predictor`'s; this module adds only what a shared worker needs."""
+"""One prediction as the server runs it: checked at once, admitted, leased a model from the pool the request
+chose, then predicted and measured. The pipeline itself is `nosetrack.predictor`'s; this module adds only what
+a shared worker needs."""
 
 from __future__ import annotations
 
@@ -11,42 +12,62 @@ import numpy as np
 
 from ..images import CheckedImage
 from ..models import Model
+from ..pool import ModelPool
 from ..predictor import Predicted, predict_checked, predict_pixels
 from .state import ServerState
 
 
-def predict_encoded(state: ServerState, data: bytes) -> Predicted:
-    """The prediction for an encoded image (JPEG, PNG, BMP); `Overloaded` when the worker is full or no model
-    comes free.
+def predict_encoded(state: ServerState, pool: ModelPool, data: bytes) -> Predicted:
+    """The prediction of `pool`'s model for an encoded image (JPEG, PNG, BMP); `Overloaded` when the worker
+    is full or no model comes free.
 
     The bytes are checked at once, so a bad upload is refused without waiting; they are decoded only once a
     model is free, so the requests that wait hold their encoded bytes, not pixels ten times their size.
     """
-    checked = CheckedImage.check(data, state.settings.max_image_pixels)
-    with _leased_model(state) as model:
-        started = time.thread_time()
-        predicted = predict_checked(model, checked, state.settings.decode_min_side)
-        state.metrics.pipeline_cpu.inc(time.thread_time() - started)
-    state.metrics.images_decoded.inc()
-    state.metrics.inference.observe(predicted.model_seconds)
+    with _measured(state, pool):
+        checked = CheckedImage.check(data, state.settings.max_image_pixels)
+        with _leased_model(state, pool) as model:
+            started = time.thread_time()
+            predicted = predict_checked(model, checked, state.settings.decode_min_side)
+            state.metrics.pipeline_cpu.inc(time.thread_time() - started)
+        state.metrics.images_decoded.inc()
+        state.metrics.decode.labels(model=pool.info.name).observe(predicted.decode_seconds)
+        state.metrics.inference.labels(model=pool.info.name).observe(predicted.model_seconds)
     return predicted
 
 
-def predict_decoded(state: ServerState, pixels: np.ndarray) -> Predicted:
-    """The prediction for pixels the client sent decoded (/v2's UINT8 tensors)."""
-    with _leased_model(state) as model:
+def predict_decoded(state: ServerState, pool: ModelPool, pixels: np.ndarray) -> Predicted:
+    """The prediction of `pool`'s model for pixels the client sent decoded (/v2's UINT8 tensors)."""
+    with _measured(state, pool), _leased_model(state, pool) as model:
         started = time.thread_time()
         predicted = predict_pixels(model, pixels)
         state.metrics.pipeline_cpu.inc(time.thread_time() - started)
-    state.metrics.inference.observe(predicted.model_seconds)
+        state.metrics.inference.labels(model=pool.info.name).observe(predicted.model_seconds)
     return predicted
 
 
 @contextmanager
-def _leased_model(state: ServerState) -> Iterator[Model]:
-    """Admission, then a model from the pool; `Overloaded` when either is refused."""
+def _measured(state: ServerState, pool: ModelPool) -> Iterator[None]:
+    """Time one image's way through the model, as a success or a failure (Triton's statistics)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        state.metrics.predictions.labels(model=pool.info.name, outcome="fail").observe(
+            time.perf_counter() - started
+        )
+        raise
+    state.metrics.predictions.labels(model=pool.info.name, outcome="success").observe(
+        time.perf_counter() - started
+    )
+    state.metrics.last_prediction.labels(model=pool.info.name).set(time.time())
+
+
+@contextmanager
+def _leased_model(state: ServerState, pool: ModelPool) -> Iterator[Model]:
+    """Admission, then a model from `pool`; `Overloaded` when either is refused."""
     with state.admission.admit(), state.metrics.in_flight.track_inprogress():
         waiting = time.perf_counter()
-        with state.pool.lease(state.settings.queue_timeout) as model:
-            state.metrics.queue_wait.observe(time.perf_counter() - waiting)
+        with pool.lease(state.settings.queue_timeout) as model:
+            state.metrics.queue_wait.labels(model=pool.info.name).observe(time.perf_counter() - waiting)
             yield model

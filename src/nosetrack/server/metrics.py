@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -20,8 +21,15 @@ MONITORING_ROUTES = frozenset(
     {
         *("/", "/api/stats", "/api/recent", "/metrics", "/healthz", "/readyz", "/static/<path:filename>"),
         *("/openapi.json", "/docs", "/v2/health/live", "/v2/health/ready"),
+        *("/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady"),
     }
 )
+# The per-model histograms behind `ModelTotals`, by the field each fills.
+MODEL_HISTOGRAMS = {
+    "nosetrack_queue_wait_seconds": "queue",
+    "nosetrack_decode_seconds": "decode",
+    "nosetrack_inference_seconds": "inference",
+}
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -41,7 +49,29 @@ class Metrics:
         self.inference = Histogram(
             "nosetrack_inference_seconds",
             "Time in the model.",
+            ["model"],
             buckets=LATENCY_BUCKETS,
+            registry=self._registry,
+        )
+        self.decode = Histogram(
+            "nosetrack_decode_seconds",
+            "Time decoding an image for the model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self._registry,
+        )
+        self.predictions = Histogram(
+            "nosetrack_prediction_seconds",
+            "Time from an image's arrival at a model to its prediction (outcome success) or failure (fail).",
+            ["model", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self._registry,
+        )
+        self.last_prediction = Gauge(
+            "nosetrack_last_prediction_timestamp_seconds",
+            "When the model last gave a prediction (Unix time).",
+            ["model"],
+            multiprocess_mode="max",
             registry=self._registry,
         )
         self.errors = Counter(
@@ -53,6 +83,7 @@ class Metrics:
         self.queue_wait = Histogram(
             "nosetrack_queue_wait_seconds",
             "Time an admitted prediction waited for a free model.",
+            ["model"],
             buckets=LATENCY_BUCKETS,
             registry=self._registry,
         )
@@ -104,3 +135,45 @@ class Metrics:
                 if sample.name == "nosetrack_requests_total":
                     counts[sample.labels["route"]][sample.labels["status"]] = int(sample.value)
         return dict(counts)
+
+    def model_totals(self) -> dict[str, ModelTotals]:
+        """Counts and cumulative times per model, summed over all workers (Triton's statistics extension)."""
+        totals: dict[str, ModelTotals] = defaultdict(ModelTotals)
+        for family in self._collecting_registry().collect():
+            for sample in family.samples:
+                model = sample.labels.get("model")
+                if model is None:
+                    continue
+                if family.name == "nosetrack_last_prediction_timestamp_seconds":
+                    totals[model].last_prediction = max(totals[model].last_prediction, sample.value)
+                elif family.name == "nosetrack_prediction_seconds":
+                    totals[model].add(sample.labels["outcome"], sample.name, sample.value)
+                elif family.name in MODEL_HISTOGRAMS:
+                    totals[model].add(MODEL_HISTOGRAMS[family.name], sample.name, sample.value)
+        return dict(totals)
+
+
+@dataclass
+class Duration:
+    count: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ModelTotals:
+    """One model's predictions so far: how many, and the time each step took in all."""
+
+    success: Duration = field(default_factory=Duration)  # check to prediction, per image
+    fail: Duration = field(default_factory=Duration)  # refused or failed images, until they failed
+    queue: Duration = field(default_factory=Duration)
+    decode: Duration = field(default_factory=Duration)
+    inference: Duration = field(default_factory=Duration)
+    last_prediction: float = 0.0  # Unix time; 0: none yet
+
+    def add(self, step: str, sample_name: str, value: float) -> None:
+        """Take a histogram's _count or _sum sample for `step`; its buckets are not needed here."""
+        duration: Duration = getattr(self, step)
+        if sample_name.endswith("_count"):
+            duration.count += int(value)
+        elif sample_name.endswith("_sum"):
+            duration.seconds += value

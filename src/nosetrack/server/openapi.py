@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template
 
 from .. import __version__
+from ..images import SUPPORTED_FORMATS, SUPPORTED_TYPES
 from .auth import public
 from .oip.tensors import MAX_BATCH
 
@@ -18,7 +19,7 @@ docs = Blueprint("docs", __name__)
 
 JSON = "application/json"
 BINARY = {"type": "string", "format": "binary"}
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/bmp", "application/octet-stream")
+IMAGE_TYPES = (*SUPPORTED_TYPES, "application/octet-stream")
 
 
 def ref(name: str) -> dict[str, str]:
@@ -109,8 +110,12 @@ SCHEMAS: dict[str, Any] = {
     "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     "Version": {
         "type": "object",
-        "required": ["version", "model"],
-        "properties": {"version": {"type": "string"}, "model": {"type": "object"}},
+        "required": ["version", "model", "models"],
+        "properties": {
+            "version": {"type": "string"},
+            "model": {"type": "object", "description": "The first model: it answers routes that name none."},
+            "models": {"type": "array", "items": {"type": "object"}},
+        },
     },
     "Stats": {
         "type": "object",
@@ -150,7 +155,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["inputs"],
         "description": (
-            "One input, IMAGE: BYTES [N] (encoded JPEG/PNG/BMP; base64 strings in JSON) or "
+            f"One input, IMAGE: BYTES [N] (encoded {SUPPORTED_FORMATS}; base64 strings in JSON) or "
             "UINT8 [N, H, W, 3] "
             f"(RGB; parameters.color_order 'BGR' for BGR), N up to {MAX_BATCH}. Outputs: NOSE FP32 [N, 2] "
             "(x, y normalized 0..1), DETECTED BOOL [N], SCORES FP32 [N], BOXES FP32 [N, 4] (x, y, width, "
@@ -200,15 +205,85 @@ SCHEMAS: dict[str, Any] = {
             "outputs": {"type": "array", "items": ref("Tensor")},
         },
     },
+    "ModelConfig": {
+        "type": "object",
+        "description": "Triton's model configuration extension; dims leave out the batch dimension.",
+        "required": ["name", "platform", "max_batch_size", "input", "output"],
+        "properties": {
+            "name": {"type": "string"},
+            "platform": {"type": "string"},
+            "backend": {"type": "string"},
+            "max_batch_size": {"type": "integer"},
+            "input": {"type": "array", "items": ref("ConfigTensor")},
+            "output": {"type": "array", "items": ref("ConfigTensor")},
+        },
+    },
+    "ConfigTensor": {
+        "type": "object",
+        "required": ["name", "data_type", "dims"],
+        "properties": {
+            "name": {"type": "string"},
+            "data_type": {"type": "string", "example": "TYPE_FP32"},
+            "dims": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+    "ModelStatistics": {
+        "type": "object",
+        "description": "Triton's statistics extension: per model, counts and cumulative nanoseconds over all "
+        "workers since the start. Per image: success and fail (check to prediction or failure), queue "
+        "(waiting for a free instance), compute_input (decoding), compute_infer (the model).",
+        "required": ["model_stats"],
+        "properties": {
+            "model_stats": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "version", "inference_count", "execution_count", "inference_stats"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "version": {"type": "string"},
+                        "last_inference": {"type": "integer", "description": "Milliseconds since the epoch."},
+                        "inference_count": {"type": "integer"},
+                        "execution_count": {"type": "integer"},
+                        "inference_stats": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": "object",
+                                "required": ["count", "ns"],
+                                "properties": {"count": {"type": "integer"}, "ns": {"type": "integer"}},
+                            },
+                        },
+                        "batch_stats": {"type": "array"},
+                    },
+                },
+            }
+        },
+    },
+    "RepositoryIndex": {
+        "type": "array",
+        "description": "Every model the server serves (Triton's repository index).",
+        "items": {
+            "type": "object",
+            "required": ["name", "version", "state"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "state": {"type": "string", "example": "READY"},
+            },
+        },
+    },
 }
 
 
-def prediction_operation(summary: str, content: dict[str, Any]) -> dict[str, Any]:
+def prediction_operation(
+    summary: str, content: dict[str, Any], parameters: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,
             "tags": ["nose"],
             "security": PROTECTED,
+            "parameters": parameters or [],
             "requestBody": {"required": True, "content": content},
             "responses": {
                 "200": json_response("The noses found (no face is not an error).", ref("Prediction")),
@@ -239,7 +314,7 @@ IMAGE_64_BODY = {
             "type": "object",
             "required": ["image"],
             "properties": {
-                "image": {"type": "string", "description": "Base64 JPEG, PNG or BMP (or a data: URL)."}
+                "image": {"type": "string", "description": f"Base64 {SUPPORTED_FORMATS} (or a data: URL)."}
             },
         }
     }
@@ -250,6 +325,13 @@ IMAGE_BIN_BODY = {
     }
 }
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+MODEL_QUERY = {
+    "name": "model",
+    "in": "query",
+    "required": False,
+    "description": "Which of the server's models answers (see /version); the first when absent.",
+    "schema": {"type": "string"},
+}
 VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
 EMPTY_YES = {"description": "Yes (empty body)."}
 EMPTY_NO = {"description": "No (empty body)."}
@@ -305,6 +387,18 @@ def oip_paths() -> dict[str, Any]:
         "open inference protocol v2",
         protected=True,
     )
+    config = get_operation(
+        "The model's configuration (Triton's extension).",
+        {"200": json_response("Model configuration.", ref("ModelConfig")), "404": OIP_CLIENT_ERROR},
+        "open inference protocol v2",
+        protected=True,
+    )
+    statistics = get_operation(
+        "Inference statistics per model (Triton's extension).",
+        {"200": json_response("Statistics.", ref("ModelStatistics")), "404": OIP_CLIENT_ERROR},
+        "open inference protocol v2",
+        protected=True,
+    )
     with_name = {**model_ready["get"], "parameters": [NAME]}
     with_version = {**model_ready["get"], "parameters": [NAME, VERSION]}
     oip_tag = "open inference protocol v2"
@@ -327,6 +421,39 @@ def oip_paths() -> dict[str, Any]:
         },
         "/v2/models/{name}/versions/{version}/infer": {
             "post": {**infer["post"], "parameters": [NAME, VERSION, *infer["post"]["parameters"]]}
+        },
+        "/v2/models/{name}/config": {"get": {**config["get"], "parameters": [NAME]}},
+        "/v2/models/{name}/versions/{version}/config": {
+            "get": {**config["get"], "parameters": [NAME, VERSION]}
+        },
+        "/v2/models/stats": statistics,
+        "/v2/models/{name}/stats": {"get": {**statistics["get"], "parameters": [NAME]}},
+        "/v2/models/{name}/versions/{version}/stats": {
+            "get": {**statistics["get"], "parameters": [NAME, VERSION]}
+        },
+        "/v2/repository/index": {
+            "post": {
+                "summary": "The models this server serves (Triton's repository index).",
+                "tags": [oip_tag],
+                "security": PROTECTED,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "ready": {"type": "boolean", "description": "Only ready ones."}
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": json_response("The models.", ref("RepositoryIndex")),
+                    "401": OIP_CLIENT_ERROR,
+                },
+            }
         },
     }
 
@@ -352,6 +479,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/nose": prediction_operation(
                 "The raw image as the body, or either seed form, by Content-Type.",
                 {**any_image, **IMAGE_64_BODY, **IMAGE_BIN_BODY},
+                [MODEL_QUERY],
             ),
             "/healthz": get_operation("Is the process alive?", {"200": status}, "health"),
             "/readyz": get_operation(

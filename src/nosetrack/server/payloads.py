@@ -8,18 +8,33 @@ import re
 from flask import Request
 from werkzeug.http import parse_options_header
 
-from ..images import SUPPORTED_TYPES
+from ..images import SUPPORTED_FORMATS, SUPPORTED_TYPES, sniff_image_type
 from .errors import ApiError
+from .json_body import InvalidJson, load_json
 
 _DATA_URL_PREFIX = re.compile(r"^data:[\w/+.-]*;base64,")
 _HEADER_BLOCK_END = b"\r\n\r\n"
+_JSON_OBJECT_START = re.compile(rb"\s*\{")
+# Bodies whose Content-Type is missing or says nothing, the bytes say what they are: requests sends none for
+# `data=open(path, "rb")`, and curl's --data-binary sends application/x-www-form-urlencoded.
+_UNTYPED = ("", "application/octet-stream", "application/x-www-form-urlencoded")
 
 
 def image_from_json(request: Request) -> bytes:
     """The seed's /image-64 body: {"image": "<base64>"} (a data: URL is accepted too)."""
-    document = request.get_json(force=True, silent=True)
-    if document is None:
-        raise ApiError(400, "invalid_json", 'The body must be JSON like {"image": "<base64 JPEG or PNG>"}.')
+    return image_from_json_body(request.get_data(cache=False))
+
+
+def image_from_json_body(body: bytes) -> bytes:
+    """The image in a JSON body like {"image": "<base64>"}; ApiError (a 4xx) for anything else."""
+    try:
+        document = load_json(body)
+    except InvalidJson as error:
+        raise ApiError(
+            400,
+            "invalid_json",
+            f'The body must be JSON like {{"image": "<base64 {SUPPORTED_FORMATS}>"}}: {error}.',
+        ) from None
     if not isinstance(document, dict):
         raise ApiError(400, "invalid_json", 'The JSON body must be an object like {"image": "<base64>"}.')
     encoded = document.get("image")
@@ -99,20 +114,23 @@ def image_from_form(request: Request) -> bytes:
     return upload.read()
 
 
-def image_from_body(request: Request) -> bytes:
-    """The body itself, sent as image/jpeg, image/png or image/bmp."""
-    return request.get_data(cache=False)
-
-
 def image_from_any(request: Request) -> bytes:
-    """/v1/nose takes the raw image, or either of the seed's forms, by Content-Type."""
-    if request.mimetype in SUPPORTED_TYPES or request.mimetype == "application/octet-stream":
-        return image_from_body(request)
+    """/v1/nose takes the raw image, or either of the seed's forms, by Content-Type; with none that says
+    what the body is, it looks at the bytes."""
+    if request.mimetype in SUPPORTED_TYPES:
+        return request.get_data(cache=False)
+    if request.mimetype in _UNTYPED:
+        body = request.get_data(cache=False)
+        looks_like_json = sniff_image_type(body) is None and _JSON_OBJECT_START.match(body) is not None
+        return image_from_json_body(body) if looks_like_json else body
     if request.mimetype == "application/json":
         return image_from_json(request)
     if request.mimetype == "multipart/form-data":
         return image_from_form(request)
-    accepted = ", ".join((*SUPPORTED_TYPES, "application/json", "multipart/form-data"))
+    named_untyped = [media_type for media_type in _UNTYPED if media_type]
+    accepted = ", ".join((*SUPPORTED_TYPES, "application/json", "multipart/form-data", *named_untyped))
     raise ApiError(
-        415, "unsupported_media_type", f"Content-Type {request.mimetype!r} is not one of: {accepted}."
+        415,
+        "unsupported_media_type",
+        f"Content-Type {request.mimetype!r} is not one of: {accepted} (or none: the bytes are then sniffed).",
     )

@@ -10,6 +10,7 @@ import time
 import uuid
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..logs import LOGGER_NAME
 from .state import server_state
@@ -17,9 +18,9 @@ from .state import server_state
 logger = logging.getLogger(LOGGER_NAME)
 
 
-def request_id() -> str:
-    """The client's X-Request-ID when it is a sane token, else a fresh one."""
-    given = request.headers.get("X-Request-ID", "")
+def request_id(given: str) -> str:
+    """The id a client sent (HTTP's X-Request-ID, gRPC's x-request-id) when it is a sane token, else a fresh
+    one."""
     if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum():
         return given
     return uuid.uuid4().hex
@@ -27,9 +28,24 @@ def request_id() -> str:
 
 def start_request() -> None:
     g.started = time.perf_counter()
-    g.request_id = request_id()
+    g.request_id = request_id(request.headers.get("X-Request-ID", ""))
     if logger.isEnabledFor(logging.DEBUG):  # a request's arrival, for telling it apart from its answer
         logger.debug("%s %s arrived request_id=%s", request.method, request.path, g.request_id)
+
+
+def route_label(app: Flask) -> str:
+    """The route a request is counted under: its rule; for a 405, the rule its path has for other methods."""
+    if request.url_rule is not None:
+        return request.url_rule.rule
+    refused = request.routing_exception
+    if isinstance(refused, MethodNotAllowed) and refused.valid_methods:
+        adapter = app.url_map.bind_to_environ(request.environ)
+        try:
+            rule, _ = adapter.match(method=refused.valid_methods[0], return_rule=True)
+        except HTTPException:
+            return "unmatched"
+        return rule.rule
+    return "unmatched"
 
 
 def init_app(app: Flask) -> None:
@@ -39,7 +55,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def finish_request(response: Response) -> Response:
         seconds = time.perf_counter() - g.started
-        route = request.url_rule.rule if request.url_rule else "unmatched"
+        route = route_label(app)
         server_state(app).metrics.observe_request(route, response.status_code, seconds, g.get("error_code"))
         response.headers["X-Request-ID"] = g.request_id
         logger.info(

@@ -16,22 +16,29 @@ from .state import server_state
 bp = Blueprint("nosetrack", __name__)
 
 
-def predict_response(data: bytes) -> Response:
-    """Decode, run the model on a leased instance, and answer with the prediction's JSON."""
+def predict_response(data: bytes, model: str | None = None) -> Response:
+    """Decode, run the model called `model` (the first model when None) on a leased instance, and answer
+    with the prediction's JSON."""
     state = server_state(current_app)
-    predicted = predict_encoded(state, data)
+    pool = state.pool_for(model)
+    predicted = predict_encoded(state, pool, data)
     prediction = predicted.prediction
     latency_ms = (time.perf_counter() - g.started) * 1000.0
     if state.recent.enabled:
         state.recent.add(
             predicted.image.pixels,
             prediction,
-            {"route": request.url_rule.rule, "faces": len(prediction.faces), "latency_ms": latency_ms},
+            {
+                "route": request.url_rule.rule,
+                "model": pool.info.name,
+                "faces": len(prediction.faces),
+                "latency_ms": latency_ms,
+            },
         )
     return jsonify(
         {
             **prediction_answer(prediction),
-            "model": {"name": state.pool.info.name, "version": state.pool.info.version},
+            "model": {"name": pool.info.name, "version": pool.info.version},
             "latency_ms": latency_ms,
             "request_id": g.request_id,
         }
@@ -50,7 +57,8 @@ def image_binary() -> Response:
 
 @bp.post("/v1/nose")
 def nose() -> Response:
-    return predict_response(image_from_any(request))
+    """`?model=NAME` picks one of the server's models; the first answers without it."""
+    return predict_response(image_from_any(request), request.args.get("model") or None)
 
 
 @bp.get("/healthz")
@@ -71,7 +79,14 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/version")
 @public
 def version() -> Response:
-    return jsonify({"version": __version__, "model": server_state(current_app).pool.info.as_dict()})
+    state = server_state(current_app)
+    return jsonify(
+        {
+            "version": __version__,
+            "model": state.default_pool.info.as_dict(),
+            "models": [pool.info.as_dict() for pool in state.pools],
+        }
+    )
 
 
 @bp.get("/metrics")

@@ -1,7 +1,8 @@
-"""What one worker holds between requests: settings, the model pool and the metrics. No globals."""
+"""What one worker holds between requests: settings, a pool per model, and the metrics. No globals."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -10,10 +11,12 @@ from flask import Flask
 
 from .. import __version__
 from ..config import Settings
+from ..models import check_unique_names
 from ..pool import ModelPool
 from .admission import AdmissionGate
 from .dashboard.recent import RecentFrames
-from .metrics import Metrics
+from .errors import ApiError
+from .metrics import Metrics, ModelTotals
 from .worker import STOPPING
 
 WARM_UP_IMAGE_SHAPE = (480, 640, 3)
@@ -21,16 +24,41 @@ WARM_UP_IMAGE_SHAPE = (480, 640, 3)
 
 @dataclass
 class ServerState:
+    """`pools`: one per model, the first answering every request that names no model. One admission gate
+    covers them all: a worker's threads are shared, whichever model a request asks for."""
+
     settings: Settings
-    pool: ModelPool
+    pools: list[ModelPool]
     metrics: Metrics = field(default_factory=Metrics)
     recent: RecentFrames = field(default_factory=lambda: RecentFrames(0))
     started_at: float = field(default_factory=time.time)
     ready: bool = False
     admission: AdmissionGate = field(init=False)
+    models: dict[str, ModelPool] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.admission = AdmissionGate(self.pool.size + self.settings.max_queue)
+        check_unique_names(pool.info for pool in self.pools)
+        self.models = {pool.info.name: pool for pool in self.pools}
+        self.admission = AdmissionGate(sum(pool.size for pool in self.pools) + self.settings.max_queue)
+
+    @property
+    def default_pool(self) -> ModelPool:
+        return self.pools[0]
+
+    def pool_for(self, name: str | None = None, version: str | None = None) -> ModelPool:
+        """The pool of the model called `name` (the first model when None), and of `version` when one is
+        given; else a 404 `unknown_model` that lists the names. Every route that lets a client choose the
+        model resolves it here: /v1/nose?model=, /v2/models/{name}, gRPC, the WebSocket."""
+        if name is None:
+            return self.default_pool
+        pool = self.models.get(name)
+        if pool is None:
+            served = ", ".join(repr(served) for served in self.models)
+            raise ApiError(404, "unknown_model", f"Unknown model {name!r}; this server serves {served}.")
+        if version is not None and version != pool.info.version:
+            message = f"Model {name!r} has no version {version!r}; it has {pool.info.version!r}."
+            raise ApiError(404, "unknown_model", message)
+        return pool
 
     def ready_for(self, environ: dict) -> bool:
         """Whether a load balancer should send requests here: the models are warm and no SIGTERM came."""
@@ -40,16 +68,18 @@ class ServerState:
     def warm_up(self) -> None:
         """Run every instance once, so the first client does not pay for lazy initialisation."""
         image = np.zeros(WARM_UP_IMAGE_SHAPE, dtype=np.uint8)
-        for _ in range(self.pool.size):
-            with self.pool.lease(timeout=0) as model:
-                model.predict(image)
+        for pool in self.pools:
+            for _ in range(pool.size):
+                with pool.lease(timeout=0) as model:
+                    model.predict(image)
         self.ready = True
 
     def summary(self) -> dict:
         """What the server is, without what it has served: open to all even when keys are set."""
         return {
             "version": __version__,
-            "model": self.pool.info.as_dict(),
+            "model": self.default_pool.info.as_dict(),
+            "models": [pool.info.as_dict() for pool in self.pools],
             "workers": self.settings.workers,
             "model_instances": self.settings.model_instances,
             "show_recent": self.recent.capacity,
@@ -63,7 +93,13 @@ class ServerState:
             "requests": counts,
             "requests_total": sum(sum(by_status.values()) for by_status in counts.values()),
             "timeline": self.metrics.timeline.summary(),
+            "model_totals": self.model_totals(),
         }
+
+    def model_totals(self) -> dict[str, dict]:
+        """Each model's predictions since the start (all workers), for the dashboard."""
+        totals = self.metrics.model_totals()
+        return {name: dataclasses.asdict(totals.get(name, ModelTotals())) for name in self.models}
 
 
 def server_state(app: Flask) -> ServerState:

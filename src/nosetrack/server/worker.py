@@ -184,8 +184,10 @@ class BufferingWorker(Worker):
             if self.listening and now >= self.drain_until:
                 self.close_listeners()
             self.set_accepting(self.listening and self.has_room())
-            if not self.listening and self.idle():
-                break
+            if not self.listening:
+                self.close_silent()
+                if self.idle():
+                    break
             if now >= self.give_up_at or not self.is_parent_alive():
                 break
             for key, _ in self.selector.select(self.next_timeout(now)):
@@ -252,6 +254,13 @@ class BufferingWorker(Worker):
         self.listening = False
         with self.lock:
             self.wake_on_finish = True
+
+    def close_silent(self) -> None:
+        """Once the listener is closed, a connection that has sent nothing (a browser's preconnection) asked
+        nothing to answer: it is closed rather than waited for until its deadline."""
+        for conn in self.by_deadline:
+            if conn.state == READING and not conn.request.data:
+                self.forget(conn)
 
     # Reading ------------------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The Open Inference Protocol v2 REST API (KServe, Triton) beside nosetrack's own, under /v2.
 
-Errors here have the protocol's shape, {"error": "message"}, with the same 4xx statuses as the rest of the
-server. Tensors are read and written by tensors.py.
+Errors under /v2 have the protocol's shape, {"error": "message"} (`errors.protocol_error`, which the app's
+error handlers use for every path under /v2, unknown ones included), with the same 4xx statuses as the rest of
+the server.
+The answers come from protocol.py, shared with gRPC; tensors are read and written by tensors.py.
 """
 
 from __future__ import annotations
@@ -10,38 +12,26 @@ import json
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ... import __version__
+from ...pool import ModelPool
 from ..auth import public
-from ..errors import ApiError, protocol_error, register_error_handlers
-from ..inference import predict_decoded, predict_encoded
-from ..state import ServerState, server_state
-from .tensors import INPUT_NAME, MAX_BATCH, OUTPUTS, encode_outputs, parse_infer_request
+from ..errors import ApiError
+from ..state import server_state
+from . import protocol
+from .tensors import encode_outputs, parse_infer_request
 
 oip = Blueprint("oip", __name__, url_prefix="/v2")
 HEADER_LENGTH = "Inference-Header-Content-Length"
-PLATFORM = "nosetrack"
 
 
-register_error_handlers(oip, protocol_error)
-
-
-def served_model(name: str, version: str | None = None) -> ServerState:
-    """The server's state when `name` (and `version`, if given) is the model it serves; else 404."""
-    state = server_state(current_app)
-    info = state.pool.info
-    if name != info.name:
-        raise ApiError(404, "unknown_model", f"Unknown model {name!r}; this server serves {info.name!r}.")
-    if version is not None and version != info.version:
-        raise ApiError(
-            404, "unknown_model", f"Model {name!r} has no version {version!r}; it has {info.version!r}."
-        )
-    return state
+def served_model(name: str, version: str | None = None) -> ModelPool:
+    """The pool of the model called `name` (and `version`, if given); else 404."""
+    return server_state(current_app).pool_for(name, version)
 
 
 @oip.get("")
 @public
 def server_metadata() -> Response:
-    return jsonify({"name": PLATFORM, "version": __version__, "extensions": ["binary_tensor_data"]})
+    return jsonify(protocol.server_metadata())
 
 
 @oip.get("/health/live")
@@ -53,8 +43,8 @@ def live() -> Response:
 @oip.get("/health/ready")
 @public
 def ready() -> Response:
-    """503 while the server stops, as /readyz: load balancers take it as "send nothing new" (the protocol
-    asks only for a status that is not 200)."""
+    """503 while the server loads and from SIGTERM on, as /readyz: load balancers take it as "send nothing
+    new" (the protocol asks only for a status that is not 200)."""
     return Response(status=200 if server_state(current_app).ready_for(request.environ) else 503)
 
 
@@ -62,52 +52,49 @@ def ready() -> Response:
 @oip.get("/models/<name>/versions/<version>/ready")
 @public
 def model_ready(name: str, version: str | None = None) -> Response:
-    return Response(status=200 if served_model(name, version).ready else 400)
+    served_model(name, version)
+    return Response(status=200 if server_state(current_app).ready else 400)
 
 
 @oip.get("/models/<name>")
 @oip.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> Response:
-    info = served_model(name, version).pool.info
-    return jsonify(
-        {
-            "name": info.name,
-            "versions": [info.version],
-            "platform": PLATFORM,
-            "inputs": [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}],
-            "outputs": [
-                {"name": name, "datatype": datatype, "shape": [-1, *tail]}
-                for name, (datatype, _, tail) in OUTPUTS.items()
-            ],
-            "parameters": {
-                "max_batch_size": MAX_BATCH,
-                "input_forms": "IMAGE is BYTES [N] (encoded JPEG/PNG/BMP; base64 strings in JSON) or "
-                "UINT8 [N, H, W, 3] (RGB, or BGR with the input parameter color_order)",
-            },
-        }
-    )
+    return jsonify(protocol.model_metadata(served_model(name, version).info))
+
+
+@oip.get("/models/<name>/config")
+@oip.get("/models/<name>/versions/<version>/config")
+def model_config(name: str, version: str | None = None) -> Response:
+    return jsonify(protocol.model_config(served_model(name, version).info))
+
+
+@oip.get("/models/stats")
+@oip.get("/models/<name>/stats")
+@oip.get("/models/<name>/versions/<version>/stats")
+def model_statistics(name: str | None = None, version: str | None = None) -> Response:
+    return jsonify(protocol.model_statistics(server_state(current_app), name, version))
+
+
+@oip.post("/repository/index")
+def repository_index() -> Response:
+    """Triton's client posts {"ready": true} to list only ready models, or no body at all."""
+    options = request.get_json(silent=True) if request.content_length else None
+    ready_only = isinstance(options, dict) and options.get("ready") is True
+    return jsonify(protocol.repository_index(server_state(current_app), ready_only))
 
 
 @oip.post("/models/<name>/infer")
 @oip.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
-    state = served_model(name, version)
+    state = server_state(current_app)
+    pool = served_model(name, version)
     if request.content_encoding:
         raise ApiError(415, "unsupported_encoding", "Send the body uncompressed (no Content-Encoding).")
     body = request.get_data(cache=False)
     asked = parse_infer_request(body, request.headers.get(HEADER_LENGTH), state.settings.max_image_pixels)
-    predictions = []
-    for image in asked.images:
-        if isinstance(image, bytes):
-            predicted = predict_encoded(state, image)
-        else:
-            predicted = predict_decoded(state, image)
-        predictions.append(predicted.prediction)
-        if state.recent.enabled:
-            details = {"route": request.url_rule.rule, "faces": len(predicted.prediction.faces)}
-            state.recent.add(predicted.image.pixels, predicted.prediction, details)
+    predictions = protocol.predict_images(state, pool, asked.images, request.url_rule.rule)
     outputs, binary = encode_outputs(predictions, asked.outputs)
-    answer: dict = {"model_name": state.pool.info.name, "model_version": state.pool.info.version}
+    answer: dict = {"model_name": pool.info.name, "model_version": pool.info.version}
     if asked.id is not None:
         answer["id"] = asked.id
     answer["outputs"] = outputs

@@ -1,19 +1,20 @@
-"""Open Inference Protocol v2 tensors: an infer request's body to images, predictions to output tensors.
+"""Open Inference Protocol v2 tensors: an infer request to images, predictions to output tensors.
 
-The body is JSON, optionally followed by raw tensor bytes (the binary tensor data extension, whose JSON
-length comes in the Inference-Header-Content-Length header). The one input, IMAGE, is either
-  - BYTES [N]: N encoded JPEG/PNG/BMP images (binary: 4-byte little-endian length, then the bytes;
-    JSON: base64 strings, since JSON strings cannot hold raw bytes), or
+Over HTTP the body is JSON, optionally followed by raw tensor bytes (the binary tensor data extension, whose
+JSON length comes in the Inference-Header-Content-Length header); gRPC's request is read into the same JSON
+form (grpc_service.py), so both are checked here, once. The one input, IMAGE, is either
+  - BYTES [N]: N encoded JPEG/PNG/BMP/WebP/GIF images (binary: 4-byte little-endian length, then the bytes;
+    JSON: base64 strings, since JSON strings cannot hold raw bytes; gRPC's bytes_contents: the bytes), or
   - UINT8 [N, H, W, 3] or [H, W, 3]: pixels, RGB unless the input's parameters say "color_order": "BGR".
-Nothing here knows Flask: bad input raises ApiError or ImageError, and the blueprint in routes.py turns it
-into an answer.
+Nothing here knows Flask or gRPC: bad input raises ApiError or ImageError, which each front turns into its
+own answer.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 from ...images import check_size
 from ...models import Prediction
 from ..errors import ApiError
+from ..json_body import InvalidJson, load_json
 from ..payloads import decode_base64
 
 INPUT_NAME = "IMAGE"
@@ -66,16 +68,23 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
             )
         json_part, binary = body[:length], body[length:]
     try:
-        document = json.loads(json_part)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request('The body must be JSON like {"inputs": [{"name": "IMAGE", ...}]}.') from None
+        document = load_json(json_part)
+    except InvalidJson as error:
+        raise bad_request(
+            f'The body must be JSON like {{"inputs": [{{"name": "IMAGE", ...}}]}}: {error}.'
+        ) from None
     if not isinstance(document, dict):
         raise bad_request("The inference request must be a JSON object.")
     return document, binary
 
 
 def parse_infer_request(body: bytes, header_length: str | None, max_pixels: int) -> InferRequest:
-    document, binary = split_body(body, header_length)
+    """An HTTP infer request's body (and its Inference-Header-Content-Length) as images."""
+    return read_infer_request(*split_body(body, header_length), max_pixels)
+
+
+def read_infer_request(document: dict, binary: bytes, max_pixels: int) -> InferRequest:
+    """The request's JSON document and the binary tensor data that its inputs' binary_data_size point into."""
     request_id = document.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise bad_request('"id" must be a string.')
@@ -143,7 +152,12 @@ def _encoded_images(shape: list[int], data: Any) -> list[bytes | np.ndarray]:
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise bad_request(f"A BYTES {INPUT_NAME} has shape [N] or [N, 1], not {shape}.")
     count = _batch_size(shape[0])
-    images = _length_prefixed(data) if isinstance(data, bytes) else _base64_strings(data)
+    if isinstance(data, bytes):
+        images = _length_prefixed(data)
+    elif isinstance(data, list) and all(isinstance(item, bytes) for item in data):
+        images = list(data)  # gRPC's bytes_contents: one element each, as sent
+    else:
+        images = _base64_strings(data)
     if len(images) != count:
         raise bad_request(f"The shape {shape} says {count} images, the data holds {len(images)}.")
     return images
@@ -238,19 +252,36 @@ def output_values(predictions: list[Prediction]) -> dict[str, np.ndarray]:
     return {name: np.array(values[name], dtype=OUTPUTS[name][1]) for name in OUTPUTS}
 
 
-def encode_outputs(predictions: list[Prediction], requested: dict[str, bool]) -> tuple[list[dict], bytes]:
-    """The response's "outputs" list and the binary data that follows the JSON (in the same order)."""
+@dataclass(frozen=True)
+class OutputTensor:
+    name: str
+    datatype: str
+    shape: list[int]
+    values: np.ndarray  # little-endian, so .tobytes() is the protocol's raw form
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": self.shape}
+
+
+def output_tensors(predictions: list[Prediction], names: Iterable[str]) -> list[OutputTensor]:
+    """The outputs called `names`, in that order, for a batch of predictions."""
     values = output_values(predictions)
+    return [
+        OutputTensor(name, OUTPUTS[name][0], [len(predictions), *OUTPUTS[name][2]], values[name])
+        for name in names
+    ]
+
+
+def encode_outputs(predictions: list[Prediction], requested: dict[str, bool]) -> tuple[list[dict], bytes]:
+    """The HTTP response's "outputs" list and the binary data that follows the JSON (in the same order)."""
     tensors, binary = [], bytearray()
-    for name, as_binary in requested.items():
-        datatype, _, tail = OUTPUTS[name]
-        array = values[name]
-        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [len(predictions), *tail]}
-        if as_binary:
-            raw = array.tobytes()
-            tensor["parameters"] = {"binary_data_size": len(raw)}
+    for tensor in output_tensors(predictions, requested):
+        described = tensor.metadata()
+        if requested[tensor.name]:
+            raw = tensor.values.tobytes()
+            described["parameters"] = {"binary_data_size": len(raw)}
             binary += raw
         else:
-            tensor["data"] = array.ravel().tolist()
-        tensors.append(tensor)
+            described["data"] = tensor.values.ravel().tolist()
+        tensors.append(described)
     return tensors, bytes(binary)

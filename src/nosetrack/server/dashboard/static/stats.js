@@ -26,7 +26,8 @@ function formatDuration(seconds) {
 
 function renderHeader(stats) {
   $("version").textContent = stats.version;
-  $("model").replaceChildren(`${stats.model.name} `, element("span", stats.model.version, "muted"));
+  const others = stats.models.length > 1 ? ` +${stats.models.length - 1} more` : "";
+  $("model").replaceChildren(`${stats.model.name} `, element("span", stats.model.version + others, "muted"));
   $("workers").textContent = stats.workers;
   $("model-instances").textContent = stats.model_instances;
   $("uptime").textContent = formatDuration(stats.uptime_s);
@@ -67,6 +68,28 @@ function renderRoutes(requests) {
       return row;
     });
   document.querySelector("#routes tbody").replaceChildren(...rows);
+}
+
+function meanMs(duration) {
+  return duration.count ? formatMs((1000 * duration.seconds) / duration.count) : "–";
+}
+
+function renderModels(models, totals) {
+  const rows = models.map((model) => {
+    const row = element("tr");
+    const own = totals[model.name];
+    row.append(
+      element("td", model.name),
+      element("td", model.version, "muted"),
+      element("td", own.success.count, "num"),
+      element("td", own.fail.count, "num"),
+      element("td", meanMs(own.queue), "num"),
+      element("td", meanMs(own.decode), "num"),
+      element("td", meanMs(own.inference), "num"),
+    );
+    return row;
+  });
+  document.querySelector("#models tbody").replaceChildren(...rows);
 }
 
 // Which second the pointer is over, per chart (null: none).
@@ -125,6 +148,7 @@ export function startStats(onStats) {
       renderHeader(last);
       renderKpis(last);
       renderRoutes(last.requests);
+      renderModels(last.models, last.model_totals);
       renderCharts(last.timeline.series);
       live.textContent = "live";
       live.className = "pill live";

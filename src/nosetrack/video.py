@@ -1,0 +1,140 @@
+"""Video in and tracks out, for `nosetrack track`: frames with timestamps from a file or a camera, and the
+answers written as one row per face per frame (CSV or JSON Lines) and, optionally, as an annotated video.
+
+Everything here works on the wire answers (`answer.tracked_answer`), so the same writer serves frames tracked
+in process and frames tracked by a server.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import cv2
+import numpy as np
+
+from .annotate import draw_tracked
+
+TRACK_COLUMNS = (
+    "frame",
+    "timestamp",
+    "id",
+    "tracked",
+    "x",
+    "y",
+    "nose_x",
+    "nose_y",
+    "nose_raw_x",
+    "nose_raw_y",
+    "score",
+    "box_x",
+    "box_y",
+    "box_width",
+    "box_height",
+)
+
+
+@dataclass
+class VideoSource:
+    """An opened video file or camera: its frames per second and frame count when it knows them."""
+
+    capture: cv2.VideoCapture
+    is_camera: bool
+    fps: float
+    frame_count: int | None
+
+    @classmethod
+    def open(cls, source: str) -> VideoSource:
+        """A video file, or a camera by its index ("0"); `ValueError` when it cannot be opened."""
+        is_camera = source.isdigit()
+        capture = cv2.VideoCapture(int(source) if is_camera else source)
+        if not capture.isOpened():
+            raise ValueError(f"Cannot open {'camera' if is_camera else 'video'} {source}.")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        return cls(capture, is_camera, fps, count if count > 0 and not is_camera else None)
+
+    def frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        """BGR frames with their timestamps in seconds: the file's own, or the clock's for a camera."""
+        started = time.monotonic()
+        number = 0
+        try:
+            while True:
+                ok, image = self.capture.read()
+                if not ok:
+                    return
+                if self.is_camera:
+                    timestamp = time.monotonic() - started
+                else:  # some containers give no position: fall back on the frame rate
+                    timestamp = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 or number / self.fps
+                yield image, timestamp
+                number += 1
+        finally:
+            self.capture.release()
+
+
+def face_rows(number: int, answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per face of a tracked answer: smoothed nose (normalized and pixels), raw nose, box."""
+    rows = []
+    for face in answer["faces"]:
+        box = face.get("box") or {}
+        raw = face.get("nose_raw") or {}
+        rows.append(
+            {
+                "frame": number,
+                "timestamp": answer.get("timestamp"),
+                "id": face.get("id"),
+                "tracked": face.get("tracked"),
+                "x": face["x"],
+                "y": face["y"],
+                "nose_x": face["nose"]["x"],
+                "nose_y": face["nose"]["y"],
+                "nose_raw_x": raw.get("x"),
+                "nose_raw_y": raw.get("y"),
+                "score": face.get("score"),
+                "box_x": box.get("x"),
+                "box_y": box.get("y"),
+                "box_width": box.get("width"),
+                "box_height": box.get("height"),
+            }
+        )
+    return rows
+
+
+def write_tracks(
+    frames: Iterable[tuple[np.ndarray, dict[str, Any]]],
+    output: TextIO,
+    format: str = "csv",
+    annotate_path: str | None = None,
+    fps: float = 30.0,
+) -> int:
+    """Write each (frame, tracked answer) pair as rows, and drawn into `annotate_path` (an .mp4) when given.
+    Returns the number of frames written."""
+    writer = csv.DictWriter(output, TRACK_COLUMNS) if format == "csv" else None
+    if writer:
+        writer.writeheader()
+    video: cv2.VideoWriter | None = None
+    count = 0
+    try:
+        for number, (image, answer) in enumerate(frames):
+            for row in face_rows(number, answer):
+                if writer:
+                    writer.writerow(row)
+                else:
+                    output.write(json.dumps(row) + "\n")
+            if annotate_path:
+                if video is None:
+                    height, width = image.shape[:2]
+                    video = cv2.VideoWriter(
+                        annotate_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
+                    )
+                video.write(draw_tracked(image, answer))
+            count += 1
+    finally:
+        if video is not None:
+            video.release()
+    return count

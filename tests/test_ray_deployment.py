@@ -1,0 +1,98 @@
+"""The Serve application's options, as `nosetrack serve --ray`, `serve run` and the config files build them
+(no cluster: fast). The cluster itself is tested in test_ray_cluster.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray.serve")
+pytest.importorskip("a2wsgi")
+
+import yaml  # Ray's own dependency
+from ray.serve.schema import ServeDeploySchema
+
+from nosetrack.cluster.deployment import application, build_app, requests_per_replica
+from nosetrack.config import Settings
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+
+
+def serve_config(path: Path) -> dict:
+    document = yaml.safe_load(path.read_text())
+    if document.get("kind") == "RayService":
+        return yaml.safe_load(document["spec"]["serveConfigV2"])
+    return document
+
+
+@pytest.mark.parametrize("path", [DEPLOY / "ray" / "serve.yaml", DEPLOY / "kuberay" / "rayservice.yaml"])
+def test_the_config_files_are_valid_serve_configs_that_build_nosetrack(path):
+    config = ServeDeploySchema(**serve_config(path))
+    (app,) = config.applications
+    assert app.import_path == "nosetrack.cluster.deployment:build_app"
+    deployment = build_app(app.args)._bound_deployment
+    settings = deployment.init_args[0]
+    autoscaling = deployment._deployment_config.autoscaling_config
+    assert (autoscaling.min_replicas, autoscaling.max_replicas) == (
+        settings.min_replicas,
+        settings.max_replicas,
+    )
+    assert deployment.ray_actor_options["num_cpus"] == settings.cpus_per_replica
+
+
+def test_builder_args_are_settings_by_name_as_strings():
+    deployment = build_app({"model_instances": "2", "max_queue": "5", "api_keys": "a,b"})._bound_deployment
+    settings = deployment.init_args[0]
+    assert (settings.model_instances, settings.max_queue, settings.api_keys) == (2, 5, ("a", "b"))
+    assert settings.log_file == "", "on Ray the log goes to Ray's logs unless a file is asked for"
+
+
+def test_builder_refuses_an_unknown_setting_and_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"\['replicas'\].*max_replicas"):
+        build_app({"replicas": "2"})
+
+
+def test_a_replica_takes_its_models_queue_and_spare_threads_and_the_proxy_queue_is_bounded():
+    settings = Settings(model_instances=2, max_queue=3)
+    deployment = application(settings)._bound_deployment
+    assert deployment.max_ongoing_requests == requests_per_replica(settings) > settings.model_instances + 3
+    assert deployment.max_queued_requests > 0
+    backpressure = deployment._deployment_config.backpressure_config
+    assert (backpressure.status_code, backpressure.retry_after_s) == (503, 1.0)
+
+
+def test_equal_min_and_max_give_a_fixed_count_and_otherwise_autoscale_on_requests_per_model():
+    fixed = application(Settings(min_replicas=3, max_replicas=3))._bound_deployment
+    assert fixed.num_replicas == 3 and fixed._deployment_config.autoscaling_config is None
+    scaled = application(Settings(min_replicas=1, max_replicas=4, model_instances=2))._bound_deployment
+    autoscaling = scaled._deployment_config.autoscaling_config
+    assert (autoscaling.min_replicas, autoscaling.max_replicas, autoscaling.target_ongoing_requests) == (
+        1,
+        4,
+        2,
+    )
+
+
+def test_serve_ray_flags_become_the_settings_the_replicas_get(monkeypatch):
+    from nosetrack import cli
+    from nosetrack.cluster import launch
+
+    deployed = {}
+    monkeypatch.setattr(
+        launch, "serve_on_ray", lambda settings, address: deployed.update(s=settings, a=address)
+    )
+    monkeypatch.delenv("NOSETRACK_LOG_FILE", raising=False)
+    flags = ["serve", "--ray", "--address", "head:6379", "--min-replicas", "2", "--max-replicas", "6"]
+    assert cli.main([*flags, "--cpus-per-replica", "0.5", "--model-instances", "1"]) == 0
+    settings = deployed["s"]
+    assert (settings.min_replicas, settings.max_replicas, settings.cpus_per_replica) == (2, 6, 0.5)
+    assert (settings.model_instances, settings.log_file, deployed["a"]) == (1, "", "head:6379")
+
+
+@pytest.mark.parametrize(("cpus", "models"), [("1", 1), ("0.5", 1), ("4", 4)])
+def test_a_replica_runs_one_model_per_cpu_unless_told(cpus, models):
+    settings = build_app({"cpus_per_replica": cpus})._bound_deployment.init_args[0]
+    assert settings.model_instances == models
+    told = build_app({"cpus_per_replica": cpus, "model_instances": "3"})._bound_deployment.init_args[0]
+    assert told.model_instances == 3

@@ -1,0 +1,60 @@
+"""The README's commands work as written, against a real server, for a photo of any size."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import encode
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# A command line takes one argument of at most 128 kB; the base64 of a 96 kB photo is that long.
+ARGUMENT_LIMIT_PHOTO_BYTES = 96 * 1024
+
+
+def use_commands() -> list[str]:
+    """The shell commands of the README's "## Use" section, continuation lines joined."""
+    section = README.read_text().split("\n## Use\n", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1)
+    commands, current = [], ""
+    for line in block.splitlines():
+        current += line.split("  #", 1)[0].rstrip() + "\n"
+        if not current.rstrip().endswith(("\\", "|")):
+            commands.append(current.strip())
+            current = ""
+    return commands
+
+
+def test_the_readme_shows_every_seed_route():
+    routes = [re.search(r"/(image-64|image-bin|v1/nose)", command).group(0) for command in use_commands()]
+    assert sorted(routes) == ["/image-64", "/image-bin", "/v1/nose"]
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory, astronaut_bgr) -> Path:
+    folder = tmp_path_factory.mktemp("readme")
+    photo = encode(cv2.resize(astronaut_bgr, (1600, 1600)), ".jpg")
+    assert len(photo) > ARGUMENT_LIMIT_PHOTO_BYTES
+    (folder / "face.jpg").write_bytes(photo)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "command", use_commands(), ids=lambda c: re.search(r"/[\w/-]+$", c.split()[-1]).group(0)
+)
+def test_readme_command_answers_for_a_large_photo(live_server, photo_folder, command):
+    command = command.replace("http://127.0.0.1:5000", live_server.url)
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        cwd=photo_folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["detected"] and 0 < answer["x"] < 1
