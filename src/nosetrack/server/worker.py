@@ -54,6 +54,7 @@ MAX_CONNECTIONS = 1000
 MAX_SOCKET_SESSIONS = 64
 RECEIVE_BYTES = 256 * 1024
 ACCEPT_PAUSE_SECONDS = 0.5
+SILENT_SECONDS = 2.0
 # After an answer, how long unread bytes from the client are drained before the socket is closed: closing
 # with bytes unread makes the kernel send a reset, which can destroy the answer before the client reads it.
 LINGER_SECONDS = 2.0
@@ -256,10 +257,16 @@ class BufferingWorker(Worker):
             self.wake_on_finish = True
 
     def close_silent(self) -> None:
-        """Once the listener is closed, a connection that has sent nothing (a browser's preconnection) asked
-        nothing to answer: it is closed rather than waited for until its deadline."""
+        """Once the listener is closed, a connection that has sent nothing for SILENT_SECONDS (a browser's
+        preconnection) asked nothing to answer: it is closed rather than waited for until its deadline. One
+        accepted a moment ago may still be sending its request, and is answered."""
+        silent_since = time.monotonic() - SILENT_SECONDS
         for conn in self.by_deadline:
-            if conn.state == READING and not conn.request.data:
+            if (
+                conn.state == READING
+                and not conn.request.data
+                and conn.deadline - self.body_timeout < silent_since
+            ):
                 self.forget(conn)
 
     # Reading ------------------------------------------------------------------------------------------
