@@ -1,7 +1,7 @@
 """Every face in a big photo, faces at any angle, a calibrated nose: issue 11's targets, measured.
 
-    python bench/faces.py --out bench/results               # about 20 minutes on 2 cores
-    python bench/faces.py --out /tmp/faces --quick          # every 4th photo, fewer turns: a few minutes
+    python -m bench.faces --out bench/results               # about 20 minutes on 2 cores
+    python -m bench.faces --out /tmp/faces --quick          # every 4th photo, fewer turns: a few minutes
 
 Writes faces.md (the tables and the targets) and faces.json (every number) into --out, stamped with the
 commit, the time and the load average. Each figure has its ms per image beside it (decoding included, one
@@ -391,7 +391,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# Every face, any angle, a calibrated nose (issue 11)",
         "",
-        f"`python bench/faces.py` at {machine['commit']}, {machine['started']}, {machine['cores']} cores; "
+        f"`python -m bench.faces` at {machine['commit']}, {machine['started']}, {machine['cores']} cores; "
         f"load average {machine['load_average_at_start'][0]:.2f} at start, "
         f"{results['load_average_at_end'][0]:.2f} at end; {results['minutes']:.0f} min. "
         "ms per image: one thread, decoding included; the machine is shared, so compare ratios measured in "

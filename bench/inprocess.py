@@ -35,12 +35,13 @@ def _worker(bodies: list[bytes], seconds: float, start, results) -> None:
     from nosetrack.config import Settings
     from nosetrack.predictor import predict_bytes
 
-    min_side = Settings.from_environment().decode_min_side
+    settings = Settings.from_environment()
+    min_side = settings.decode_min_side
 
     def pipeline(data: bytes) -> dict:
         return prediction_answer(predict_bytes(model, data, decode_min_side=min_side))
 
-    model = load_model()
+    model = load_model(settings.model)
     for index in range(WARM_UP_IMAGES):
         pipeline(bodies[index % len(bodies)])
     start.wait()

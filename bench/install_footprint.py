@@ -6,7 +6,7 @@ option and Python it records the install's wall time, the venv's size, the large
 the three .tflite files the built-in model reads wherever the install put them (the same bytes, or the option
 fails), and whether `nosetrack models --model facemesh` loads and runs the model.
 
-    python bench/install_footprint.py --python /root/.pyenv/versions/3.11.7/bin/python3.11 \
+    python -m bench.install_footprint --python /root/.pyenv/versions/3.11.7/bin/python3.11 \
         --python /root/.pyenv/versions/3.12.1/bin/python3.12 --out bench/results/install.json
 
 pip's download cache is used as a developer has it (each option is installed twice; the table shows the

@@ -1,6 +1,6 @@
 """Jitter and speed of the nose on a short webcam-like sequence made from one photograph.
 
-    python bench/jitter.py [--frames 60] [--shift 3]
+    python -m bench.jitter [--frames 60] [--shift 3]
 
 Each 640x480 frame is skimage's astronaut photograph moved by a known sub-pixel shift (a slow random walk of
 up to `--shift` pixels per frame), then JPEG-encoded at quality 80 as a webcam would. Undoing the known shift,

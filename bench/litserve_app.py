@@ -3,7 +3,7 @@
 Both seed routes, each a LitAPI at its path, written the way LitServe's docs show (decode_request, predict,
 encode_response); `workers_per_device` inference processes per route, LitServe's default API servers.
 
-Run: python bench/litserve_app.py --port 5002 [--workers 2]
+Run: python -m bench.litserve_app --port 5002 [--workers 2]
 """
 
 from __future__ import annotations

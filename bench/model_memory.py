@@ -1,6 +1,6 @@
 """Memory per model: a worker's resident memory with one, two and three models, and with more instances.
 
-    python bench/model_memory.py --out bench/results/model_memory.md      # about a minute
+    python -m bench.model_memory --out bench/results/model_memory.md      # about a minute
 
 Each configuration starts `nosetrack serve --workers 1` with its models, sends each model a few 640x480
 photographs (so every instance has run and its buffers exist), then reads the worker's VmRSS from /proc.
@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import requests
-from oip_paths import commit
-from photos import make_photos
-from procstats import tree
-from servers import SYSTEMS, RunningServer, System
+
+from bench.photos import make_photos
+from bench.procstats import tree
+from bench.servers import SYSTEMS, RunningServer, System
+from bench.stamp import commit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "models"
 REQUESTS_PER_MODEL = 8
@@ -96,7 +97,7 @@ def main() -> None:
     lines = [
         "# Memory per model, one worker",
         "",
-        f"`python bench/model_memory.py` on commit `{stamp['commit']}`, {stamp['started']}; load average "
+        f"`python -m bench.model_memory` on commit `{stamp['commit']}`, {stamp['started']}; load average "
         f"{stamp['load']}. Resident memory (VmRSS) of the one worker after {REQUESTS_PER_MODEL} 640x480 "
         "photographs per model; every worker of `nosetrack serve` holds the same.",
         "",

@@ -1,8 +1,8 @@
 """Which way of sending a batch of 16 640x480 JPEGs costs least: /v1/nose one by one, /v2 over HTTP (binary or
 JSON), or gRPC, against one `nosetrack serve --grpc-port` with its defaults.
 
-    python bench/oip_paths.py --out bench/results/oip_paths.md            # 20 rounds, about a minute
-    python bench/oip_paths.py --out /tmp/oip.md --rounds 3                # a smoke run
+    python -m bench.oip_paths --out bench/results/oip_paths.md            # 20 rounds, about a minute
+    python -m bench.oip_paths --out /tmp/oip.md --rounds 3                # a smoke run
 
 Each round sends the same 16 photographs once per path, the paths taking turns, so a change in the machine's
 load falls on all of them alike. Per path: the batch's wall time (median over rounds), the server's CPU per
@@ -29,9 +29,11 @@ import numpy as np
 import requests
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
-from photos import make_photos
-from procstats import sample_tree
-from servers import SYSTEMS, RunningServer, System, free_port
+
+from bench.photos import make_photos
+from bench.procstats import sample_tree
+from bench.servers import SYSTEMS, RunningServer, System
+from nosetrack.launcher import free_port
 
 BATCH = 16
 MODEL = "nosetrack-facemesh"
@@ -167,7 +169,7 @@ def markdown(rows: list[dict], stamp: dict) -> str:
     lines = [
         f"# A batch of {BATCH} 640x480 JPEGs: /v1/nose, /v2 over HTTP, gRPC",
         "",
-        f"`python bench/oip_paths.py --rounds {stamp['rounds']}` on commit `{stamp['commit']}`, "
+        f"`python -m bench.oip_paths --rounds {stamp['rounds']}` on commit `{stamp['commit']}`, "
         f"{stamp['started']}, {stamp['cores']} cores; load average {stamp['load_start']} at the start and "
         f"{stamp['load_end']} at the end. Server: `nosetrack serve --grpc-port P` with its defaults "
         f"({stamp['server']}).",

@@ -1,9 +1,9 @@
 """Overload: a burst larger than a worker can hold, with bounded admission and with a long queue.
 
-    python bench/overload.py                       # 48 requests at once on 1 worker x 1 model
-    python bench/overload.py --burst 96 --queues 0 4 128
+    python -m bench.overload                       # 48 requests at once on 1 worker x 1 model
+    python -m bench.overload --burst 96 --queues 0 4 128
 
-For each `--max-queue`, it starts `nosetrack serve --workers 1 --threads 1`, releases the burst at one
+For each `--max-queue`, it starts `nosetrack serve --workers 1 --model-instances 1`, releases the burst at one
 instant (each request on its own connection) and prints per status the count and the median and maximum
 latency. With a short queue the excess is refused with 503 in milliseconds; with a long one every request
 waits its turn and the last answer takes burst x inference time.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -21,7 +20,10 @@ import time
 from pathlib import Path
 
 import requests
-from soak import DEFAULT_IMAGE, free_port, pick_image, wait_ready
+
+from bench import stamp
+from bench.soak import DEFAULT_IMAGE, pick_image
+from nosetrack.launcher import NosetrackProcess
 
 
 def burst(url: str, image: bytes, size: int) -> list[tuple[int, float]]:
@@ -44,18 +46,16 @@ def burst(url: str, image: bytes, size: int) -> list[tuple[int, float]]:
 
 
 def run(max_queue: int, image: bytes, size: int) -> list[tuple[int, float]]:
-    port = free_port()
-    command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(port), "--workers", "1"]
-    command += ["--threads", "1", "--max-queue", str(max_queue), "--log-file", "", "--log-level", "WARNING"]
     with tempfile.TemporaryDirectory(prefix="nosetrack-overload-") as log_dir:
-        with open(Path(log_dir) / "server.err", "wb") as errors:
-            server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        server = NosetrackProcess(
+            Path(log_dir),
+            *("--workers", "1", "--model-instances", "1", "--max-queue", str(max_queue)),
+            *("--log-level", "WARNING", "--drain-delay", "0"),
+        )
         try:
-            wait_ready(server, f"http://127.0.0.1:{port}/readyz", Path(log_dir))
-            return burst(f"http://127.0.0.1:{port}/v1/nose", image, size)
+            return burst(server.url + "/v1/nose", image, size)
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,14 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     args = parser.parse_args(argv)
     image = pick_image(args.image).read_bytes()
-    print(f"| max-queue | status | count | median ms | max ms |  (burst of {args.burst}, 1 worker x 1 model)")
-    print("|---|---|---|---|---|")
+    machine = stamp.machine()
+    rows = []
     for max_queue in args.queues:
         results = run(max_queue, image, args.burst)
         for status in sorted({status for status, _ in results}):
             latencies = [ms for got, ms in results if got == status]
             median, worst = statistics.median(latencies), max(latencies)
-            print(f"| {max_queue} | {status} | {len(latencies)} | {median:.0f} | {worst:.0f} |")
+            rows.append(f"| {max_queue} | {status} | {len(latencies)} | {median:.0f} | {worst:.0f} |")
+    print(f"Measured: {stamp.describe(stamp.finish(machine))}")
+    print(f"| max-queue | status | count | median ms | max ms |  (burst of {args.burst}, 1 worker x 1 model)")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
     return 0
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nosetrack.evaluation import ANNOTATED_SET
+
 SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS_PER_SIZE = 4
 JPEG_QUALITY = 95
 
@@ -45,9 +46,9 @@ def _crop_to_aspect(
 
 
 def _sources() -> list[tuple[np.ndarray, float, float]]:
-    if (SHARED_DATA / "labels.csv").exists():
+    if (ANNOTATED_SET / "labels.csv").exists():
         found = []
-        for path, nose_x, nose_y in _labelled_single_faces(SHARED_DATA)[:PHOTOS_PER_SIZE]:
+        for path, nose_x, nose_y in _labelled_single_faces(ANNOTATED_SET)[:PHOTOS_PER_SIZE]:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
                 found.append((image, nose_x, nose_y))

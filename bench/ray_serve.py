@@ -1,7 +1,7 @@
 """Ray Serve's overhead, stated: `nosetrack serve --ray` against `nosetrack serve` on this one machine.
 
-    python bench/ray_serve.py --out bench/results/ray          # about 5 minutes on 2 cores
-    python bench/ray_serve.py --out /tmp/ray --quick           # a 1-minute smoke run
+    python -m bench.ray_serve --out bench/results/ray          # about 5 minutes on 2 cores
+    python -m bench.ray_serve --out /tmp/ray --quick           # a 1-minute smoke run
 
 Same model, same 640x480 `/image-bin` bodies, wrk at 1 and 32 clients: requests/s, p50/p99, non-2xx answers
 and CPU per answer (the whole process tree: gunicorn's workers, or Ray's GCS, raylet, controller, proxy and
@@ -21,11 +21,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from loadgen import require_wrk, write_bodies
-from photos import make_photos
-from procstats import sample_tree
-from run import machine, measure_system
-from servers import System
+
+from bench.loadgen import require_wrk, write_bodies
+from bench.photos import make_photos
+from bench.procstats import sample_tree
+from bench.run import measure_system
+from bench.servers import System
+from bench.stamp import machine
 
 ROUTE, SIZE = "/image-bin", "640x480"
 # Ray's experimental HAProxy front end (Ray 2.60): requests go straight to the replicas' own HTTP servers, not

@@ -1,6 +1,6 @@
 """Measure the plain reference models a user could install from PyPI with `nosetrack eval`'s own code.
 
-    python bench/reference_models.py DATA_DIR --reference mediapipe-facemesh [--sheet worst.png]
+    python -m bench.reference_models DATA_DIR --reference mediapipe-facemesh [--sheet worst.png]
 
 References (each needs its package, which nosetrack itself does not depend on or import):
 - mediapipe-facemesh: MediaPipe's FaceMesh solution as its documentation shows it (`mediapipe` 0.10.21,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench import stamp
+
 NAMES = {
     "inprocess": "in-process limit",
     "seed": "seed design",
@@ -195,9 +197,7 @@ def write(info: dict, folder: Path) -> None:
     text = [
         "# nosetrack benchmark",
         "",
-        f"{m['started']}, {m['cores']} cores ({m['cpu']}), Python {m['python']}; "
-        f"{info['seconds_per_run']:g} s per run; load average {m['load_average_at_start'][0]:.2f} at start, "
-        f"{m['load_average_at_end'][0]:.2f} at end; whole run {info['minutes']:.1f} min.",
+        f"{stamp.describe(m)}; {info['seconds_per_run']:g} s per run; whole run {info['minutes']:.1f} min.",
     ]
     if info.get("note"):
         text += ["", f"Conditions: {info['note']}"]

@@ -1,7 +1,7 @@
 """The benchmark in one command: the in-process limit, the seed's design, LitServe and nosetrack side by side.
 
-    python bench/run.py --out bench/results          # the full run, about 9 minutes on 2 cores
-    python bench/run.py --out /tmp/quick --quick      # a 2-minute smoke run of the same harness
+    python -m bench.run --out bench/results          # the full run, about 9 minutes on 2 cores
+    python -m bench.run --out /tmp/quick --quick      # a 2-minute smoke run of the same harness
 
 Writes results.json (every number), results.md (the tables and target ratios) and results.png (the plot).
 Needs wrk (apt-get install -y wrk) and the bench extra (pip install -e '.[bench]').
@@ -13,34 +13,23 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
+import re
 import time
 from pathlib import Path
 
-import inprocess
-import report
-from loadgen import ROUTES, require_wrk, run_wrk, write_bodies
-from photos import make_photos
-from procstats import sample_tree
-from servers import SYSTEMS, RunningServer, System
+import requests
+
+from bench import inprocess, report, stamp
+from bench.loadgen import ROUTES, require_wrk, run_wrk, write_bodies
+from bench.photos import make_photos
+from bench.procstats import sample_tree
+from bench.servers import SYSTEMS, RunningServer, System
 
 WARM_UP_SECONDS = 2.0
 # wrk stops with up to `clients` requests still in the server; they finish during this pause, so one run's
 # leftovers neither add to the next run's latency nor push it over a worker's admission limit.
 SETTLE_SECONDS = 1.0
 PINNED_ROUTE, PINNED_SIZE, PINNED_CLIENTS = "/image-bin", "640x480", 32
-
-
-def machine() -> dict:
-    with open("/proc/cpuinfo") as cpuinfo:
-        model_name = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
-    return {
-        "cpu": model_name,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg(),
-        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
 
 
 def measure_inprocess(photos: dict[str, list[Path]], seconds: float, cores: int) -> list[dict]:
@@ -59,6 +48,12 @@ def measure_inprocess(photos: dict[str, list[Path]], seconds: float, cores: int)
                 flush=True,
             )
     return rows
+
+
+def pipeline_cpu_seconds(url: str) -> float:
+    """nosetrack's own count of the CPU its pipeline used, summed over the workers."""
+    text = requests.get(url + "/metrics", timeout=10).text
+    return float(re.search(r"^nosetrack_pipeline_cpu_seconds_total (\S+)$", text, re.MULTILINE).group(1))
 
 
 def measure_system(
@@ -82,9 +77,11 @@ def measure_system(
                 run_wrk(url, 8, WARM_UP_SECONDS, content_type, paths)
                 warmed.add((route, size))
             time.sleep(SETTLE_SECONDS)
+            pipeline_before = pipeline_cpu_seconds(server.url) if system.name == "nosetrack" else None
             before = {s.pid: s.cpu_seconds for s in sample_tree(server.process.pid)}
             result = run_wrk(url, clients, seconds, content_type, paths)
             after = sample_tree(server.process.pid)
+            pipeline = None if pipeline_before is None else pipeline_cpu_seconds(server.url) - pipeline_before
             wall = result["duration_us"] / 1e6
             server_cpu = sum(s.cpu_seconds - before.get(s.pid, 0.0) for s in after)
             errors = sum(result["errors"].values())
@@ -104,6 +101,10 @@ def measure_system(
                     "error_kinds": result["errors"],
                     "cpu_cores": server_cpu / wall,
                     "cpu_ms_per_request": server_cpu * 1000.0 / max(1, result["requests"]),
+                    # The part of it spent decoding and in the model, on the requests' threads.
+                    "pipeline_cpu_ms_per_request": (
+                        pipeline * 1000.0 / max(1, result["requests"]) if pipeline is not None else None
+                    ),
                     "loadgen_cpu_cores": result["loadgen_cpu_s"] / wall,
                 }
             )
@@ -164,7 +165,7 @@ def main() -> None:
         systems = [nosetrack if s.name == "nosetrack" else s for s in systems]
     cores = os.cpu_count() or 1
 
-    info = {"machine": machine(), "note": args.note, "seconds_per_run": seconds, "rows": []}
+    info = {"machine": stamp.machine(), "note": args.note, "seconds_per_run": seconds, "rows": []}
     started = time.monotonic()
     print("in-process limit", flush=True)
     if not args.no_inprocess:
@@ -180,7 +181,7 @@ def main() -> None:
             info["rows"] += measure_system(
                 system, [(PINNED_ROUTE, pinned_size, PINNED_CLIENTS)], bodies, seconds, raw, "0"
             )
-    info["machine"]["load_average_at_end"] = os.getloadavg()
+    stamp.finish(info["machine"])
     info["minutes"] = (time.monotonic() - started) / 60.0
     (args.out / "results.json").write_text(json.dumps(info, indent=1))
     report.write(info, args.out)

@@ -6,7 +6,7 @@ written with `json.dumps(indent=4)`, and Flask's development server (`app.run`, 
 the model: the seed's 112x112 OpenCV network is replaced by nosetrack's built-in model (`load_model`), so the
 comparison measures the server design, not the network. Its error handling (`except: log`) is the seed's too.
 
-Run: python bench/seed_app.py --port 5001 [--log-file webserver-seed.log]
+Run: python -m bench.seed_app --port 5001 [--log-file webserver-seed.log]
 """
 
 from __future__ import annotations

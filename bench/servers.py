@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from nosetrack.launcher import ServerProcess
+
 BENCH = Path(__file__).resolve().parent
-STARTUP_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -53,67 +48,26 @@ SYSTEMS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def answers_a_prediction(probe_jpeg: bytes):
+    """Ready when the system answers the seed's /image-bin with a nose: every system has that route."""
+
+    def probe(url: str) -> bool:
+        answer = requests.post(f"{url}/image-bin", files={"image": probe_jpeg}, timeout=5)
+        return answer.status_code == 200 and "x" in answer.json()
+
+    return probe
 
 
-class RunningServer:
-    """A started system, in its own process group so that stopping it ends exactly what it started."""
+class RunningServer(ServerProcess):
+    """A started system, in its own process group, so that stopping it ends exactly what it started
+    (LitServe's forked children can outlive their parent and would take CPU from the next system)."""
 
     def __init__(self, system: System, log_dir: Path, cpus: str | None, probe_jpeg: bytes) -> None:
         self.system = system
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = system.command(self.port, log_dir)
-        if cpus:
-            command = ["taskset", "-c", cpus, *command]
-        self._log = open(log_dir / f"{system.name}-{cpus or 'all'}.out", "wb")  # noqa: SIM115 closed by stop()
-        self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=log_dir
-        )
-        self._wait_until_answering(probe_jpeg)
 
-    def _wait_until_answering(self, probe_jpeg: bytes) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.system.name} exited with {self.process.returncode}; see {self._log.name}"
-                )
-            try:
-                answer = requests.post(f"{self.url}/image-bin", files={"image": probe_jpeg}, timeout=5)
-                if answer.status_code == 200 and "x" in answer.json():
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(
-            f"{self.system.name} did not answer within {STARTUP_SECONDS} s; see {self._log.name}"
-        )
+        def command(port: int) -> list[str]:
+            started = system.command(port, log_dir)
+            return ["taskset", "-c", cpus, *started] if cpus else started
 
-    def stop(self) -> None:
-        """SIGTERM to the whole group, then SIGKILL to whatever is left of it (LitServe's forked children
-        can outlive their parent and would take CPU from the next system under test)."""
-        group = self.process.pid
-        try:
-            os.killpg(group, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.5)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-        self.process.wait()
-        self._log.close()
+        output = log_dir / f"{system.name}-{cpus or 'all'}.out"
+        super().__init__(command, output, answers_a_prediction(probe_jpeg), cwd=log_dir)

@@ -1,12 +1,18 @@
-"""Soak test: `nosetrack serve` under steady load for minutes; errors and memory growth after warm-up.
+"""Soak test: `nosetrack serve` under steady load for minutes; errors and memory growth after warm-up, and
+with `--slow-clients`, a slow-body attack from the warm-up on.
 
-    python bench/soak.py --minutes 10 --clients 32            # the target run: 0 errors, RSS growth < 10 %
-    python bench/soak.py --minutes 2 --warm-up 30 --json soak.json
+    python -m bench.soak --minutes 10 --clients 32                      # 0 errors, RSS growth < 10 %
+    python -m bench.soak --minutes 3 --clients 32 --slow-clients 256     # the same, under the attack
+    python -m bench.soak --minutes 2 --warm-up 30 --json soak.json
 
 It starts the server itself (so it can read the memory of the arbiter and its workers from /proc), sends
 the same photograph from `--clients` threads with keep-alive connections to /v1/nose, samples the server's
-total RSS every few seconds, and prints a Markdown table. The exit status is 1 when a target is missed.
-The client threads share the machine with the server: on a small machine they take part of its CPU.
+total RSS every few seconds, and prints a Markdown table. Probes time /healthz and one more prediction every
+second. With `--slow-clients N`, N connections send full headers and then one body byte every 4 s from the
+end of the warm-up (each reconnects once answered); the targets then add: /healthz within 100 ms, a
+prediction within its usual latency (the probes' p99 during the warm-up) plus 1 s, and every slow client
+answered 408. The exit status is 1 when a target is missed. The client threads share the machine with the
+server: on a small machine they take part of its CPU.
 """
 
 from __future__ import annotations
@@ -14,28 +20,27 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from math import inf
 from pathlib import Path
 
 import requests
 
+from bench import stamp
+from bench.slowloris import Probes, SlowClients
 from nosetrack.config import Settings
+from nosetrack.evaluation import ANNOTATED_SET
+from nosetrack.launcher import NosetrackProcess
 
 SAMPLE_SECONDS = 5.0
-DEFAULT_IMAGE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+DEFAULT_IMAGE = ANNOTATED_SET / "images"
+HEALTHZ_TARGET_MS = 100.0
+PREDICTION_SLACK_MS = 1000.0
 
 
 def process_tree_rss_bytes(pid: int) -> int:
@@ -53,41 +58,6 @@ def process_tree_rss_bytes(pid: int) -> int:
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue
     return total
-
-
-def start_server(port: int, workers: int, model_instances: int, log_dir: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    command += [
-        "--model-instances",
-        str(model_instances),
-        "--log-file",
-        str(log_dir / "soak-server.log"),
-        "--log-level",
-        "WARNING",
-    ]
-    with open(log_dir / "soak-server.err", "wb") as errors:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-    try:
-        wait_ready(process, f"http://127.0.0.1:{port}/readyz", log_dir)
-    except BaseException:
-        process.terminate()
-        process.wait(timeout=60)
-        raise
-    return process
-
-
-def wait_ready(process: subprocess.Popen, url: str, log_dir: Path, seconds: float = 120.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}; see {log_dir}")
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:  # not listening yet, or too busy starting to answer
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"the server did not become ready in {seconds:g} s")
 
 
 class Load:
@@ -141,36 +111,54 @@ def rss_baseline_and_final(
     return statistics.median(first), statistics.median(last), [rss for _, rss in loaded]
 
 
+def start_server(args: argparse.Namespace, folder: Path) -> NosetrackProcess:
+    return NosetrackProcess(
+        folder,
+        *("--workers", str(args.workers), "--model-instances", str(args.model_instances)),
+        *("--log-level", "WARNING", "--drain-delay", "0"),
+    )
+
+
 def soak(args: argparse.Namespace) -> dict:
     image = args.image.read_bytes()
-    port = free_port()
+    machine = stamp.machine()
     with tempfile.TemporaryDirectory(prefix="nosetrack-soak-") as log_dir:
-        server = start_server(port, args.workers, args.model_instances, Path(log_dir))
+        server = start_server(args, Path(log_dir))
+        attack = SlowClients(server.port, args.slow_clients) if args.slow_clients else None
+        probes = Probes(server.url, image)
         try:
             started = time.monotonic()
-            load = Load(f"http://127.0.0.1:{port}/v1/nose", image, args.clients, started + args.minutes * 60)
+            attack_at = started + args.warm_up
+            load = Load(server.url + "/v1/nose", image, args.clients, started + args.minutes * 60)
             load.start()
+            probes.start()
             samples: list[tuple[float, int]] = []
-            while any(thread.is_alive() for thread in load.threads):
-                samples.append((time.monotonic() - started, process_tree_rss_bytes(server.pid)))
+            while any(thread.is_alive() for thread in load.threads) or time.monotonic() < load.stop_at:
+                if attack and not attack.started and time.monotonic() >= attack_at:
+                    attack.start()
+                samples.append((time.monotonic() - started, process_tree_rss_bytes(server.process.pid)))
                 time.sleep(SAMPLE_SECONDS)
             load.join()
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            probes.stop()
+            if attack:
+                attack.stop()
+            server.stop()
     baseline, final, after_warm_up = rss_baseline_and_final(samples, args.warm_up, args.minutes * 60)
     seconds = time.monotonic() - started
     errors = sum(count for outcome, count in load.outcomes.items() if outcome != "200")
-    return {
+    requests_done = sum(load.outcomes.values())
+    result = {
+        "machine": stamp.finish(machine),
         "minutes": args.minutes,
         "clients": args.clients,
         "image": args.image.name,
         "workers": args.workers,
         "model_instances": args.model_instances,
-        "requests": sum(load.outcomes.values()),
+        "requests": requests_done,
         "errors": errors,
         "outcomes": dict(load.outcomes),
-        "requests_per_s": sum(load.outcomes.values()) / seconds,
+        "requests_per_s": requests_done / seconds,
         "latency_p50_ms": percentile(load.latencies, 0.50) * 1000,
         "latency_p99_ms": percentile(load.latencies, 0.99) * 1000,
         "rss_after_warm_up_mb": baseline / 2**20,
@@ -178,12 +166,55 @@ def soak(args: argparse.Namespace) -> dict:
         "rss_max_mb": max(after_warm_up) / 2**20,
         "rss_growth_percent": (final - baseline) / baseline * 100,
         "rss_samples_mb": [(round(at, 1), round(rss / 2**20, 1)) for at, rss in samples],
+        "slow_clients": args.slow_clients,
     }
+    # The probes of the warm-up's second half are the usual; those after it, under the attack if any.
+    settled, ended = started + args.warm_up / 2, started + args.minutes * 60
+    for kind in ("healthz", "predict"):
+        result[f"{kind}_usual"] = probes.summary(kind, settled, attack_at)
+        result[f"{kind}_after_warm_up"] = probes.summary(kind, attack_at, ended)
+    if attack:
+        result["slow_client_answers"] = dict(attack.answers)
+        result["slow_client_seconds_to_answer"] = {
+            "min": min(attack.seconds_to_answer, default=float("nan")),
+            "max": max(attack.seconds_to_answer, default=float("nan")),
+        }
+    return result
+
+
+def attack_verdicts(result: dict) -> list[tuple[str, bool]]:
+    """The slow-client targets, each with whether it was met."""
+    healthz, predict = result["healthz_after_warm_up"], result["predict_after_warm_up"]
+    usual = result["predict_usual"].get("p99_ms", float("nan"))
+    answers = result.get("slow_client_answers", {})
+    all_408 = bool(answers) and set(answers) == {"HTTP/1.1 408 REQUEST TIMEOUT"}
+    return [
+        (f"/healthz p99 <= {HEALTHZ_TARGET_MS:g} ms", healthz.get("p99_ms", inf) <= HEALTHZ_TARGET_MS),
+        (
+            f"prediction p99 <= usual p99 ({usual:.0f} ms) + {PREDICTION_SLACK_MS:g} ms",
+            predict.get("p99_ms", inf) <= usual + PREDICTION_SLACK_MS,
+        ),
+        ("every slow client answered 408", all_408),
+    ]
+
+
+def probe_text(summary: dict) -> str:
+    if not summary.get("count"):
+        return "no probes"
+    p50, p99, most = summary["p50_ms"], summary["p99_ms"], summary["max_ms"]
+    return f"{p50:.1f} / {p99:.1f} / {most:.1f} ms ({summary['count']} probes)"
 
 
 def report(result: dict, max_growth: float) -> bool:
-    passed = result["errors"] == 0 and result["rss_growth_percent"] < max_growth
+    verdicts = [
+        ("0 errors", result["errors"] == 0),
+        (f"RSS growth < {max_growth:g} %", result["rss_growth_percent"] < max_growth),
+    ]
+    if result["slow_clients"]:
+        verdicts += attack_verdicts(result)
+    passed = all(met for _, met in verdicts)
     rows = [
+        ("measured", stamp.describe(result["machine"])),
         ("duration", f"{result['minutes']:g} min, {result['clients']} clients, {result['image']}"),
         ("server", f"{result['workers']} workers x {result['model_instances']} model instances"),
         ("requests", f"{result['requests']} ({result['requests_per_s']:.0f}/s)"),
@@ -195,8 +226,20 @@ def report(result: dict, max_growth: float) -> bool:
             f"{result['rss_final_mb']:.1f} MB ({result['rss_max_mb']:.1f} MB)",
         ),
         ("RSS growth", f"{result['rss_growth_percent']:+.2f} % (target < {max_growth:g} %)"),
-        ("verdict", "PASS" if passed else "FAIL"),
+        ("probe /healthz p50 / p99 / max, warm-up", probe_text(result["healthz_usual"])),
+        ("probe /healthz p50 / p99 / max, after it", probe_text(result["healthz_after_warm_up"])),
+        ("probe prediction p50 / p99 / max, warm-up", probe_text(result["predict_usual"])),
+        ("probe prediction p50 / p99 / max, after it", probe_text(result["predict_after_warm_up"])),
     ]
+    if result["slow_clients"]:
+        seconds = result["slow_client_seconds_to_answer"]
+        rows += [
+            ("slow clients (1 body byte / 4 s, from the warm-up's end)", str(result["slow_clients"])),
+            ("their answers", str(result["slow_client_answers"])),
+            ("seconds from connecting to the answer", f"{seconds['min']:.1f} to {seconds['max']:.1f}"),
+        ]
+    rows += [(f"target: {name}", "met" if met else "MISSED") for name, met in verdicts]
+    rows.append(("verdict", "PASS" if passed else "FAIL"))
     print("| soak | |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
@@ -221,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         "--image", type=Path, default=DEFAULT_IMAGE, help="a JPEG, or a folder to take one from"
     )
     parser.add_argument("--max-growth", type=float, default=10.0, help="RSS growth target, percent")
+    parser.add_argument(
+        "--slow-clients", type=int, default=0, help="slow-body connections from the warm-up's end (e.g. 256)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     args.image = pick_image(args.image)

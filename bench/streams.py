@@ -1,8 +1,8 @@
 """Capacity: how many concurrent 30 fps 640x480 streams `nosetrack serve` sustains over WS /v1/track.
 
-    python bench/streams.py                                   # 2..16 streams, 10 s each (~2.5 minutes)
-    python bench/streams.py --streams 4 8 12 --seconds 5      # a short run
-    python bench/streams.py --url ws://host:5000 --streams 10 # a server already running elsewhere
+    python -m bench.streams                                   # 2..16 streams, 10 s each (~2.5 minutes)
+    python -m bench.streams --streams 4 8 12 --seconds 5      # a short run
+    python -m bench.streams --url ws://host:5000 --streams 10 # a server already running elsewhere
 
 Each stream is a camera of its own: a moving face (a photograph from ../shared/data, or scikit-image's
 astronaut, drifting and turning), one frame every 1/30 s on its own schedule (phases spread over the frame
@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-from photos import make_photos
-from procstats import sample_tree
-from soak import free_port, wait_ready
+
+from bench.photos import make_photos
+from bench.procstats import sample_tree
+from nosetrack.launcher import NosetrackProcess
 
 FPS = 30.0
 SEQUENCE_FRAMES = 90
@@ -160,15 +161,17 @@ def table_row(row: dict) -> str:
 
 
 def measure_steps(
-    args, url: str, server: subprocess.Popen | None, sequences: list[list[bytes]]
+    args, url: str, server: NosetrackProcess | None, sequences: list[list[bytes]]
 ) -> list[dict]:
     """One step per stream count, each printed as it ends."""
     rows = []
     for streams in args.streams:
-        cpu_before = sum(s.cpu_seconds for s in sample_tree(server.pid)) if server else 0.0
+        cpu_before = sum(s.cpu_seconds for s in sample_tree(server.process.pid)) if server else 0.0
         client_before = time.process_time()
         tallies = asyncio.run(run_step(url, sequences, streams, args.seconds))
-        server_cpu = sum(s.cpu_seconds for s in sample_tree(server.pid)) - cpu_before if server else 0.0
+        server_cpu = (
+            sum(s.cpu_seconds for s in sample_tree(server.process.pid)) - cpu_before if server else 0.0
+        )
         rows.append(
             summarize(streams, args.seconds, tallies, server_cpu, time.process_time() - client_before)
         )
@@ -176,14 +179,10 @@ def measure_steps(
     return rows
 
 
-def start_server(args: argparse.Namespace, folder: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(port), "--log-file", ""]
-    command += ["--log-level", "WARNING", "--max-streams", str(max(args.streams)), *args.serve_args]
-    with open(folder / "server.err", "wb") as errors:
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-    wait_ready(server, f"http://127.0.0.1:{port}/readyz", folder)
-    return server, f"ws://127.0.0.1:{port}/v1/track"
+def start_server(args: argparse.Namespace, folder: Path) -> tuple[NosetrackProcess, str]:
+    flags = ["--log-level", "WARNING", "--max-streams", str(max(args.streams)), *args.serve_args]
+    server = NosetrackProcess(folder, *flags, env={"NOSETRACK_DRAIN_DELAY": "0"})
+    return server, server.url.replace("http://", "ws://") + "/v1/track"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = measure_steps(args, url, server, sequences)
         finally:
             if server:
-                server.terminate()
-                server.wait(timeout=60)
+                server.stop()
     passing = [row for row in rows if row["passed"]]
     best = max(passing, key=lambda row: row["streams"]) if passing else None
     verdict = "no step passed"

@@ -1,8 +1,8 @@
 """Tracking benchmark: cost, steadiness, lag, error and robustness of nosetrack's tracker, side by side with
 MediaPipe's own FaceMesh solution in tracking mode and nosetrack's stateless default, in one run.
 
-    python bench/tracking.py [--data ../shared/data] [--photos 4] [--out bench/results]
-    python bench/tracking.py --tune      # the filter-parameter grid, on other photos than the report's
+    python -m bench.tracking [--data ../shared/data] [--photos 4] [--out bench/results]
+    python -m bench.tracking --tune      # the filter-parameter grid, on other photos than the report's
 
 The sequences are made from annotated photographs (bench/tracking_material.py), so every frame's truth is
 known. Photos are split in two: even positions tune the filter (--tune), odd positions are reported.
@@ -23,15 +23,33 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import tracking_metrics as metrics
-from tracking_material import FPS, Sequence, crossing, cut, leaves_and_returns, load_photos, moving, still
-from tracking_report import markdown
-from tracking_systems import MirroredSteps, Run, mediapipe_step, rgb, stateless_step, timed_run, tracker_step
 
+from bench import tracking_metrics as metrics
+from bench.tracking_material import (
+    FPS,
+    Sequence,
+    crossing,
+    cut,
+    leaves_and_returns,
+    load_photos,
+    moving,
+    still,
+)
+from bench.tracking_report import markdown
+from bench.tracking_systems import (
+    MirroredSteps,
+    Run,
+    mediapipe_step,
+    rgb,
+    stateless_step,
+    timed_run,
+    tracker_step,
+)
+from nosetrack.evaluation import ANNOTATED_SET
 from nosetrack.models import load_model
 from nosetrack.tracking import TrackerOptions
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = ANNOTATED_SET
 
 
 def decoded(sequence: Sequence) -> tuple[list[np.ndarray], dict[str, float]]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from tracking_material import Sequence, Truth
-from tracking_systems import FaceOut, Run
+
+from bench.tracking_material import Sequence, Truth
+from bench.tracking_systems import FaceOut, Run
 
 # A reported face is the true face when its raw nose is within this many eye distances of the truth.
 MATCH_DISTANCE = 1.0

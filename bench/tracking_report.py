@@ -104,7 +104,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# Tracking benchmark",
         "",
-        f"`python bench/tracking.py` at commit {stamp['commit']}, {stamp['cpus']} CPUs, load average "
+        f"`python -m bench.tracking` at commit {stamp['commit']}, {stamp['cpus']} CPUs, load average "
         f"{' '.join(stamp['loadavg'])} at the start and {' '.join(results['loadavg_after'])} at the end. "
         f"Photos: {', '.join(results['photos'])}. Tracker options: {results['options']}.",
         "",

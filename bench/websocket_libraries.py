@@ -1,7 +1,7 @@
 """Which WebSocket server for WS /v1/track: round trip and server CPU per 640x480 JPEG frame, per candidate.
 
-    python bench/websocket_libraries.py                      # 400 frames per candidate (~1 minute)
-    python bench/websocket_libraries.py --frames 2000 --json ws.json
+    python -m bench.websocket_libraries                      # 400 frames per candidate (~1 minute)
+    python -m bench.websocket_libraries --frames 2000 --json ws.json
 
 Every candidate answers each binary message with the same ~700-byte JSON and runs no model, so the figures
 are the WebSocket layer's own cost: one client (the `websockets` library, in this process) sends a frame,
@@ -28,9 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from photos import make_photos
-from procstats import sample_tree
-from soak import free_port
+from bench.photos import make_photos
+from bench.procstats import sample_tree
+from nosetrack.launcher import free_port
 
 HERE = Path(__file__).resolve().parent
 ANSWER = json.dumps(

@@ -25,13 +25,15 @@ from skimage import data as skimage_data
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import launch_chromium  # noqa: E402
-from conftest import SHARED_DATA, LiveServer  # noqa: E402
+from conftest import LiveServer  # noqa: E402
+
+from nosetrack.evaluation import ANNOTATED_SET  # noqa: E402
 
 
 def photographs() -> list[Path]:
     """Everyday-sized photographs (the set also holds multi-megapixel ones)."""
     everyday = [
-        path for path in sorted((SHARED_DATA / "images").glob("*.jpg")) if path.stat().st_size < 400_000
+        path for path in sorted((ANNOTATED_SET / "images").glob("*.jpg")) if path.stat().st_size < 400_000
     ]
     return everyday[:40]
 
@@ -67,8 +69,8 @@ def main() -> None:
     args = parser.parse_args()
     files = photographs()
     if not files:
-        sys.exit(f"No photographs under {SHARED_DATA}/images.")
-    group = next(iter(sorted((SHARED_DATA / "multi_face").glob("*.jpg"))), files[0])
+        sys.exit(f"No photographs under {ANNOTATED_SET}/images.")
+    group = next(iter(sorted((ANNOTATED_SET / "multi_face").glob("*.jpg"))), files[0])
     folder = Path(tempfile.mkdtemp(prefix="nosetrack-screenshot-"))
     server = LiveServer(folder, "--workers", "2", "--model-instances", "2", "--show-recent", "8")
     try:

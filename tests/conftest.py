@@ -2,31 +2,63 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import requests
 from skimage import data as skimage_data
 
 from nosetrack.config import Settings
+from nosetrack.evaluation import ANNOTATED_SET
+from nosetrack.launcher import NosetrackProcess
 from nosetrack.models import load_model
 from nosetrack.pool import ModelPool
 from nosetrack.server.app import create_app
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WAIT_SECONDS = 30.0  # a bound on waiting for a state, never a speed to assert
+
+
+def wait_for(condition, what: str, seconds: float = WAIT_SECONDS) -> None:
+    """Wait until `condition()` is true; fail after `seconds` naming `what` was awaited."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds:g} s for {what}"
+        time.sleep(0.01)
 
 
 def encode(image_bgr: np.ndarray, extension: str = ".jpg") -> bytes:
     ok, buffer = cv2.imencode(extension, image_bgr)
     assert ok
     return buffer.tobytes()
+
+
+def _redness(image: np.ndarray, x: float, y: float) -> int:
+    blue, green, red = image[round(y), round(x)].astype(int)
+    return red - max(blue, green)
+
+
+def _greenness(image: np.ndarray, x: float, y: float) -> int:
+    """Around (x, y), within a pixel: a thin line may land a pixel off once rounded and JPEG-compressed."""
+    window = image[round(y) - 1 : round(y) + 2, round(x) - 1 : round(x) + 2].astype(int)
+    return int((window[..., 1] - np.maximum(window[..., 0], window[..., 2])).max())
+
+
+def assert_drawn_where_answered(drawn: np.ndarray, original: np.ndarray, face: dict, scale: float = 1):
+    """`face` (an answer's face) is drawn on `drawn` where the answer says, times `scale`: a red dot on its
+    nose and a green frame on its box's four edges, at pixels that were neither in `original`."""
+    nose = (face["nose"]["x"] * scale, face["nose"]["y"] * scale)
+    assert _redness(drawn, *nose) - _redness(original, *nose) > 100, "no red dot on the nose"
+    box = {key: value * scale for key, value in face["box"].items()}
+    middle_x, middle_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for edge in [
+        (middle_x, box["y"]),
+        (middle_x, box["y"] + box["height"]),
+        (box["x"], middle_y),
+        (box["x"] + box["width"], middle_y),
+    ]:
+        assert _greenness(drawn, *edge) - _greenness(original, *edge) > 40, f"no green box edge at {edge}"
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +84,9 @@ def no_face_jpeg() -> bytes:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not (SHARED_DATA / "labels.csv").exists():
-        pytest.skip("the annotated set ../shared/data is not here")
-    return SHARED_DATA
+    if not (ANNOTATED_SET / "labels.csv").exists():
+        pytest.skip(f"the annotated set {ANNOTATED_SET} is not here")
+    return ANNOTATED_SET
 
 
 @pytest.fixture(scope="session")
@@ -81,62 +113,14 @@ def client(app):
     return app.test_client()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """`nosetrack serve` in a subprocess on 127.0.0.1, as a user starts it."""
+class LiveServer(NosetrackProcess):
+    """`nosetrack serve` on 127.0.0.1 for a test. It stops at once on SIGTERM (no drain delay) unless the
+    test asks for one with --drain-delay, since a flag wins over its NOSETRACK_ variable."""
 
     def __init__(
-        self, tmp_path: Path, *args: str, env: dict[str, str] | None = None, ca_file: Path | None = None
+        self, folder: Path, *args: str, env: dict[str, str] | None = None, ca_file: Path | None = None
     ) -> None:
-        """With `ca_file` (the authority of the --certfile among `args`), the server is reached over https."""
-        self.port = free_port()
-        self.ca_file = ca_file
-        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{self.port}"
-        self.log_file = tmp_path / "webserver.log"
-        command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(self.port)]
-        command += ["--log-file", str(self.log_file), *args]
-        self._error_log = open(tmp_path / "server.err", "wb")  # noqa: SIM115 (closed by stop)
-        self.process = subprocess.Popen(
-            command,
-            cwd=tmp_path,
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=self._error_log,
-        )
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()  # never leave a server behind a failed start
-            raise
-
-    def wait_ready(self, seconds: float = 60.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}")
-            try:
-                if (
-                    requests.get(self.url + "/readyz", timeout=1, verify=self.ca_file or True).status_code
-                    == 200
-                ):
-                    return
-            except (requests.ConnectionError, requests.Timeout):  # a worker still loading its models
-                pass
-            time.sleep(0.2)
-        raise TimeoutError("the server did not become ready")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self._error_log.close()
+        super().__init__(folder, *args, env={"NOSETRACK_DRAIN_DELAY": "0", **(env or {})}, ca_file=ca_file)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import encode, free_port
+from conftest import encode
+
+from nosetrack.launcher import free_port
 
 NOSETRACK = [sys.executable, "-m", "nosetrack.cli"]
 

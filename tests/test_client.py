@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import encode
+from conftest import assert_drawn_where_answered, encode
 from PIL import Image
 
 from nosetrack import AsyncClient, Client
@@ -80,6 +80,17 @@ def test_predict_command_writes_csv_and_annotations(live_server, image_folder, t
         "mirror.annotated.jpg",
     ]
     assert cv2.imread(str(drawn / "face.annotated.jpg")).shape == (512, 512, 3)
+
+
+def test_annotate_draws_each_face_where_the_answer_puts_it(live_server, image_folder, tmp_path):
+    output, drawn = tmp_path / "noses.jsonl", tmp_path / "drawn"
+    face = str(image_folder / "face.jpg")
+    arguments = ["--url", live_server.url, "--format", "jsonl", "-o", str(output), "--annotate", str(drawn)]
+    assert main(["predict", face, *arguments]) == 0
+    answer = json.loads(output.read_text())
+    picture = cv2.imread(str(drawn / "face.annotated.jpg"))
+    assert len(answer["faces"]) == 1
+    assert_drawn_where_answered(picture, cv2.imread(face), answer["faces"][0])
 
 
 def test_predict_command_writes_json_lines_and_fails_on_bad_files(live_server, image_folder, tmp_path):

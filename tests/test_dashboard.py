@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import make_test_app
+from conftest import assert_drawn_where_answered, make_test_app
 
 from nosetrack.models import Face, Prediction
 from nosetrack.server.dashboard import timeline as timeline_module
@@ -77,6 +77,19 @@ def test_stats_have_series_for_the_charts_without_the_dashboards_own_polling(cli
     # The two requests fall in the current second, which the window leaves out until it ends.
     timeline = client.application.extensions["nosetrack"].metrics.timeline
     assert timeline.summary(now=time.time() + 1)["recent"]["requests"] == 2
+
+
+def test_a_recent_thumbnail_shows_the_faces_where_the_answer_puts_them(pool, face_jpeg):
+    client = make_test_app(pool, show_recent=1).test_client()
+    answer = client.post("/v1/nose", data=face_jpeg, content_type="image/jpeg").get_json()
+    frame = client.get("/api/recent").get_json()["frames"][0]
+    jpeg = base64.b64decode(frame["jpeg"].removeprefix("data:image/jpeg;base64,"))
+    thumbnail = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    original = cv2.imdecode(np.frombuffer(face_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    scale = thumbnail.shape[1] / original.shape[1]
+    shrunk = cv2.resize(original, thumbnail.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert len(answer["faces"]) == 1
+    assert_drawn_where_answered(thumbnail, shrunk, answer["faces"][0], scale)
 
 
 def test_recent_frames_are_off_by_default(client, face_jpeg):

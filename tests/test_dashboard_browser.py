@@ -18,10 +18,12 @@ from certificates import make_certificate
 from conftest import LiveServer
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+WEBCAM_FRAMES = 20
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.slow  # a browser and a live server
 
 
 @pytest.fixture(scope="module")
@@ -159,27 +161,35 @@ def test_try_it_shows_a_hostile_file_name_and_error_as_text(page):
     assert page.evaluate("() => window.injected") is None
 
 
-def test_webcam_draws_the_tracked_nose_at_a_sustained_rate(page, server):
+def test_webcam_keeps_drawing_the_tracked_nose_as_it_moves(page, server):
+    """Frame after frame answered and drawn over the socket, the marker following the face, at the camera's
+    pace: the issue asks for at least 25 of the fake camera's 30 frames per second."""
     page.click("#webcam-toggle")
     page.wait_for_function(
         "() => Number(document.getElementById('webcam').dataset.frames) >= 10", timeout=20_000
     )
     panel = page.locator("#webcam")
     frames_before, started = int(panel.get_attribute("data-frames")), time.monotonic()
-    noses = set()
-    while time.monotonic() - started < 4.0:
-        noses.add(page.get_attribute("#webcam-overlay", "data-noses"))
+    xs: list[float] = []
+
+    def followed() -> bool:
+        return int(panel.get_attribute("data-frames")) >= frames_before + WEBCAM_FRAMES and (
+            bool(xs) and max(xs) - min(xs) > 40
+        )
+
+    while not followed():
+        assert time.monotonic() - started < 60, "no new frames, or a marker that does not follow the face"
+        markers = page.get_attribute("#webcam-overlay", "data-noses")
+        if markers and markers != "[]":
+            xs.append(json.loads(markers)[0]["x"])
         page.wait_for_timeout(100)
-    frames = int(panel.get_attribute("data-frames")) - frames_before
-    rate = frames / (time.monotonic() - started)
+    rate = (int(panel.get_attribute("data-frames")) - frames_before) / (time.monotonic() - started)
     screenshot(page, "webcam.png", full_page=True)
     page.click("#webcam-toggle")
 
     assert rate >= 25, f"only {rate:.1f} frames/s from a 30 fps camera"
     assert int(panel.get_attribute("data-detected")) >= 0.9 * int(panel.get_attribute("data-frames"))
     assert panel.get_attribute("data-dropped") == "0"  # two in flight: the server never had to drop one
-    xs = [json.loads(markers)[0]["x"] for markers in noses if markers and markers != "[]"]
-    assert max(xs) - min(xs) > 40, "the marker should follow the face as it moves"
     assert len(marker_pixels(page, "#webcam-overlay")) > 20
     readouts = [page.text_content(f"#webcam-{name}") for name in ("latency", "server")]
     print(f"webcam: {rate:.1f} frames/s answered and drawn, round trip and server: {readouts}")

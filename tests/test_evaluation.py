@@ -112,15 +112,11 @@ def test_labels_of_the_small_set_are_read_in_pixels(small_set):
     assert all(face.interocular > 10 for faces in labels.values() for face in faces)
 
 
-def test_the_built_in_model_finds_the_noses_of_the_small_set(model, small_set):
+def test_evaluate_scores_every_labelled_face_and_counts_the_unlabelled_ones(model, small_set):
+    """The mechanics on a few photos; test_accuracy.py holds the figures on the whole set."""
     report = evaluate(small_set, model_predictor(model))
-    summary = report.summary()
-    assert summary["faces"] == 3
-    assert summary["detection_rate"] == 1.0
-    assert summary["median_error"] < 0.08
-    assert report.face_counts["no_face/skimage_coffee.png"] == 0
-    # dlib's 2008_007676 shows seven people, each face in full view.
-    assert report.face_counts["multi_face/dlib_2008_007676.jpg"] == 7
+    assert report.summary()["faces"] == 3
+    assert sorted(report.face_counts) == ["multi_face/dlib_2008_007676.jpg", "no_face/skimage_coffee.png"]
 
 
 def test_eval_command_prints_the_figures_and_draws_the_worst_faces(small_set, tmp_path, capsys):

@@ -222,6 +222,7 @@ def test_huge_odd_and_large_json_values_are_client_errors(fuzz_client, route, sl
 ATHERIS_SECONDS = 10
 
 
+@pytest.mark.slow
 def test_atheris_finds_no_crash_in_decoding_and_parsing(tmp_path):
     pytest.importorskip("atheris", reason="atheris ships wheels for Linux x86_64, Python 3.11+")
     script = Path(__file__).parent / "fuzz" / "fuzz_decode_and_parse.py"

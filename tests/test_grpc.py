@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.grpc as triton
-from conftest import LiveServer, encode, free_port, make_test_app
+from conftest import LiveServer, encode, make_test_app
 from tritonclient.grpc import model_config_pb2, service_pb2
 from tritonclient.utils import InferenceServerException
 
+from nosetrack.launcher import free_port
 from nosetrack.server.oip import inference_pb2 as pb
 from nosetrack.server.oip.grpc_service import RPCS, SERVICE, start_grpc_server
 from nosetrack.server.state import server_state

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+from conftest import WAIT_SECONDS
 
+from nosetrack import pool as pool_module
 from nosetrack.pool import ModelPool, Overloaded
 
 
 class Instance:
     info = "test instance"
-
-
-def wait_until(condition, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_each_instance_serves_one_lease_at_a_time():
@@ -31,13 +25,19 @@ def test_each_instance_serves_one_lease_at_a_time():
         assert again in (first, second)
 
 
-def test_waiting_requests_get_the_model_in_arrival_order():
+def test_waiting_requests_get_the_model_in_arrival_order(monkeypatch):
     pool = ModelPool(Instance, size=1)
     served: list[int] = []
-    waiting = threading.Semaphore(0)
+    queued = threading.Semaphore(0)
+    take_a_turn = pool_module._Turn.__init__
+
+    def noted_turn(turn) -> None:  # made under the pool's lock, just before the turn joins its queue
+        take_a_turn(turn)
+        queued.release()
+
+    monkeypatch.setattr(pool_module._Turn, "__init__", noted_turn)
 
     def request(number: int) -> None:
-        waiting.release()
         with pool.lease(10):
             served.append(number)
 
@@ -48,8 +48,7 @@ def test_waiting_requests_get_the_model_in_arrival_order():
             thread.start()
             threads.append(thread)
             # The next request arrives only once this one waits for the model.
-            waiting.acquire()
-            wait_until(lambda n=number: pool.waiting == n + 1)
+            assert queued.acquire(timeout=WAIT_SECONDS), f"request {number} never waited"
     for thread in threads:
         thread.join(timeout=10)
     assert served == list(range(8))
@@ -57,9 +56,8 @@ def test_waiting_requests_get_the_model_in_arrival_order():
 
 def test_a_request_that_gives_up_leaves_the_queue_and_the_next_one_is_served():
     pool = ModelPool(Instance, size=1)
-    with pool.lease(1):
-        with pytest.raises(Overloaded), pool.lease(0.02):
-            pass
-        assert pool.waiting == 0
+    with pool.lease(1), pytest.raises(Overloaded), pool.lease(0.02):
+        pass
+    # Had the request that gave up stayed in the queue, the returning model would have gone to it.
     with pool.lease(0) as model:
         assert isinstance(model, Instance)

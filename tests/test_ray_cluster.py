@@ -16,7 +16,9 @@ import time
 
 import pytest
 import requests
-from conftest import encode, free_port
+from conftest import encode
+
+from nosetrack.launcher import free_port
 
 pytest.importorskip("ray.serve")
 pytest.importorskip("a2wsgi")

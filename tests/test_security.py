@@ -135,7 +135,7 @@ def test_logs_hold_neither_keys_nor_image_bytes(tmp_path, face_jpeg):
         assert requests.get(url + "/healthz").status_code == 200
     finally:
         server.stop()
-    logged = server.log_file.read_text() + (tmp_path / "server.err").read_text(errors="replace")
+    logged = server.log_file.read_text() + server.log.read_text(errors="replace")
     assert answer.json()["request_id"] in logged
     assert not any(key in logged for key in KEYS)
     assert encoded[1000:1064] not in logged

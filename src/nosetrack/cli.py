@@ -55,7 +55,10 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--queue-timeout", type=float, help="seconds to wait for a free model before 503")
     serve.add_argument("--timeout", type=int, help="seconds a worker may spend on one request")
     serve.add_argument("--max-queue", type=int, help="predictions per worker that may wait for a model")
-    serve.add_argument("--body-timeout", type=float, help="seconds to receive a request body before 408")
+    serve.add_argument("--body-timeout", type=float, help="seconds to receive a whole request before 408")
+    serve.add_argument(
+        "--drain-delay", type=float, help="seconds to keep serving after SIGTERM while /readyz says 503"
+    )
     serve.add_argument(
         "--api-key",
         dest="api_keys",
@@ -226,18 +229,27 @@ def check_listening(settings: Settings) -> None:
     check_address(settings.host, settings.grpc_port, "--grpc-port")
 
 
+def serve_options(args: argparse.Namespace) -> dict:
+    """`serve`'s settings flags (None where not given)."""
+    return {k: v for k, v in vars(args).items() if k not in ("command", "ray", "address")}
+
+
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """`serve`'s flags over the NOSETRACK_* variables over the defaults; ValueError for a bad variable."""
+    return Settings.from_environment(**serve_options(args))
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from .models import check_unique_names, load_served_model, model_sources
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "ray", "address")}
     try:
         if args.ray:
             from .cluster.deployment import cluster_settings
             from .cluster.launch import serve_on_ray
 
-            settings = cluster_settings(os.environ, **options)
+            settings = cluster_settings(os.environ, **serve_options(args))
         else:
-            settings = Settings.from_environment(**options)
+            settings = serve_settings(args)
             check_listening(settings)
             check_tls_files(settings)
         # Load each once here: a bad model or spec stops the start with one sentence, not in every worker.

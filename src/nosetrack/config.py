@@ -28,8 +28,7 @@ class Settings:
     max_body_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     # JPEGs are decoded at 1/2, 1/4 or 1/8 size while their long side stays at least this (0: full size).
-    # Off by default: with the tiled detector, ../shared/data loses 1 of 166 faces even at 1280, while a
-    # 1280x720 photo costs ~35% less CPU at 640 (bench/README.md). Turn it on where that trade pays.
+    # Off by default: it saves CPU on large photos but costs some accuracy; docs/performance.md has the trade.
     decode_min_side: int = 0
     # How long a request may wait for a free model before the answer is 503.
     queue_timeout: float = 10.0
@@ -37,8 +36,11 @@ class Settings:
     timeout: int = 30
     # Requests per worker that may wait for a model beyond those being served; more get 503 at once.
     max_queue: int = 32
-    # Seconds a client has to send its whole request body; a slower one gets 408.
+    # Seconds a client has from its connection to the end of its request; a slower one gets 408.
     body_timeout: float = 10.0
+    # Seconds the server keeps serving after SIGTERM with /readyz at 503, so load balancers stop sending new
+    # requests before the listener closes.
+    drain_delay: float = 5.0
     # Bearer keys that prediction, stats and metrics routes demand; none means the API is open.
     api_keys: tuple[str, ...] = ()
     # Origins allowed to call the API from a browser (CORS); none means CORS stays off.

@@ -7,6 +7,7 @@ first, and every face on the second (group photos without labels).
 from __future__ import annotations
 
 import csv
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,12 @@ DETECTION_RADIUS = 0.5
 # A FaceMesh box (the landmarks' extent) is about 2.4 inter-ocular distances on a side (geometric mean of
 # its width and height, ../shared/data): the face size of a face labelled without its eyes.
 BOX_SIDE_PER_INTEROCULAR = 2.4
+
+# The project's annotated photographs, ../shared/data beside a checkout of this repository, as the tests and
+# bench/ find them (NOSETRACK_ANNOTATED_SET points elsewhere).
+ANNOTATED_SET = Path(
+    os.environ.get("NOSETRACK_ANNOTATED_SET", Path(__file__).resolve().parents[3] / "shared" / "data")
+)
 
 PredictFile = Callable[[Path], Prediction]
 

@@ -135,6 +135,17 @@ def _is_complete(data: bytes, media_type: str) -> bool:
     return True
 
 
+def check_size(width: int, height: int, max_pixels: int) -> None:
+    """The one size check, for an encoded image's header and for pixels sent as they are (/v2's UINT8):
+    ImageError for an empty image, ImageTooLarge beyond `max_pixels`."""
+    if width == 0 or height == 0:
+        raise ImageError(f"The image is empty ({width}x{height}).")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} = {width * height} pixels; the server takes at most {max_pixels}."
+        )
+
+
 @dataclass(frozen=True)
 class ReducedImage:
     """An image decoded at 1/`factor` of its size, and the full size it stands for (upright)."""
@@ -167,13 +178,7 @@ class CheckedImage:
         if media_type is None:
             raise UnsupportedImageType(f"The bytes are not a {SUPPORTED_FORMATS} image.")
         width, height = read_image_size(data, media_type)
-        if width == 0 or height == 0:
-            raise ImageError(f"The image header gives an empty size ({width}x{height}).")
-        if width * height > max_pixels:
-            raise ImageTooLarge(
-                f"The image is {width}x{height} = {width * height} pixels; "
-                f"the server takes at most {max_pixels}."
-            )
+        check_size(width, height, max_pixels)
         if not _is_complete(data, media_type):
             raise ImageError("The image is truncated: its end-of-file marker is missing.")
         return cls(data, media_type, width, height)

@@ -41,11 +41,6 @@ class ModelPool:
         self.size = size
         self.info = self._free[0].info
 
-    @property
-    def waiting(self) -> int:
-        """Requests waiting for an instance right now."""
-        return len(self._waiting)
-
     @contextmanager
     def lease(self, timeout: float) -> Iterator[Model]:
         """Borrow an instance for one request; raise `Overloaded` after `timeout` seconds."""

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ..engines import Engine
+from .activations import sigmoid
 from .geometry import square_view
 
 
@@ -174,7 +175,7 @@ class BlazeFaceDetector:
         corners = frame.to_image(corners)
         boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
         keypoints = turn_back(raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :], quarter_turns)
-        return boxes, frame.to_image(keypoints), 1.0 / (1.0 + np.exp(-logits[chosen]))
+        return boxes, frame.to_image(keypoints), sigmoid(logits[chosen])
 
     def detect(
         self, image: np.ndarray, quarter_turns: int = 0, views: DetectorViews | None = None

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from ..engines import Engine
+from .activations import sigmoid
 from .geometry import RotatedCrop
 
 CROP_SIZE = 192
@@ -41,5 +42,5 @@ class FaceMesh:
             # not documented; mirroring about CROP_SIZE (pixel edges at whole numbers) agrees better with the
             # annotated faces than about CROP_SIZE - 1 (median error 4.3% against 4.6% of the eye distance).
             points = np.column_stack([CROP_SIZE - points[:, 0], points[:, 1]])
-        score = float(1.0 / (1.0 + np.exp(-np.clip(face_logit.item(), -100.0, 100.0))))
+        score = float(sigmoid(face_logit.item()))
         return crop.to_image(points, CROP_SIZE), score

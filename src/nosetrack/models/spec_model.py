@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ..engines import open_engine
+from .activations import sigmoid
 from .base import Face, ImageInput, ModelInfo, Prediction, bgr_pixels
 from .geometry import ViewFrame, letterbox
 from .spec import ModelSpec, ModelSpecError, spec_for
@@ -108,7 +109,7 @@ class SpecModel:
                 )
             score = float(np.asarray(outputs[spec.score_tensor]).reshape(-1)[0])
             if spec.score_activation == "sigmoid":
-                score = float(1.0 / (1.0 + np.exp(-np.clip(score, -100.0, 100.0))))
+                score = float(sigmoid(score))
         return float(x), float(y), score
 
     def predict(self, image: ImageInput) -> Prediction:

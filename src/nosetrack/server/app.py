@@ -13,12 +13,11 @@ from ..models import load_served_model, model_sources
 from ..pool import ModelPool
 from . import request_log
 from .auth import require_api_keys
-from .body_deadline import BodyDeadline
 from .cors import allow_cross_origin
 from .dashboard.recent import RecentFrames
 from .dashboard.views import STATIC_FOLDER, dashboard
-from .errors import register_error_handlers
-from .oip import oip, oip_error
+from .errors import protocol_error, register_error_handlers
+from .oip import oip
 from .openapi import docs
 from .routes import bp
 from .state import ServerState
@@ -53,10 +52,9 @@ def create_app(
     ]
     state = ServerState(settings, pools, recent=recent or RecentFrames(settings.show_recent))
     app.extensions["nosetrack"] = state
-    register_error_handlers(app, {oip.url_prefix: oip_error})
+    register_error_handlers(app, {oip.url_prefix: protocol_error})
     for blueprint in (bp, dashboard, oip, docs, stream):
         app.register_blueprint(blueprint)
-    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout)
     request_log.init_app(app)
     allow_cross_origin(app, settings.cors_origins)
     require_api_keys(app, settings.api_keys)

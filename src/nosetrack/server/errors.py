@@ -1,7 +1,12 @@
-"""One JSON error shape for every failure: {"error": {"code", "message", "request_id"}}."""
+"""One JSON error shape for every failure: {"error": {"code", "message", "request_id"}}.
+
+The Open Inference Protocol's paths answer the same failures with the same statuses, in that protocol's
+shape ({"error": "message"}): one builder, `error_response`, with the body's shape as its one difference.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -26,16 +31,38 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+# An error's JSON body from its code, message and request id.
+ErrorBody = Callable[[str, str, "str | None"], dict]
+
+
+def nosetrack_error(code: str, message: str, request_id: str | None) -> dict:
+    return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+def protocol_error(code: str, message: str, request_id: str | None) -> dict:
+    """The Open Inference Protocol's shape: the message alone (the code still reaches the metrics)."""
+    return {"error": message}
+
+
+def error_json(code: str, message: str) -> bytes:
+    """The error body for an answer that no request reached (the worker's own 408, 431, 503)."""
+    return json.dumps(nosetrack_error(code, message, None)).encode()
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    body: ErrorBody = nosetrack_error,
+) -> Response:
+    """The answer to a failed request: `status`, `headers`, and `body`'s JSON; the code is noted for the
+    request's metrics."""
     g.error_code = code
-    response = jsonify({"error": {"code": code, "message": message, "request_id": g.get("request_id")}})
+    response = jsonify(body(code, message, g.get("request_id")))
     response.status_code = status
     response.headers.update(headers or {})
     return response
-
-
-# Builds an error answer from (status, code, message, extra headers).
-ErrorResponder = Callable[[int, str, str, "dict[str, str] | None"], Response]
 
 
 def image_status(error: ImageError) -> int:
@@ -65,15 +92,15 @@ def body_too_large_message(error: RequestEntityTooLarge) -> str:
     return f"{given}; this server takes at most {limit} (--max-body-bytes, NOSETRACK_MAX_BODY_BYTES)."
 
 
-def register_error_handlers(app: Flask, shapes: dict[str, ErrorResponder] | None = None) -> None:
+def register_error_handlers(app: Flask, shapes: dict[str, ErrorBody] | None = None) -> None:
     """Answer every failure with the same status and code: in nosetrack's shape, or under a path prefix of
     `shapes` in that prefix's shape (/v2: the Open Inference Protocol's). By path, not by blueprint, so that
     the 404s and 405s of paths no route matches have their protocol's shape too."""
 
     def respond(status: int, code: str, message: str, headers: dict[str, str] | None) -> Response:
-        for prefix, shaped in (shapes or {}).items():
+        for prefix, body in (shapes or {}).items():
             if request.path == prefix or request.path.startswith(prefix + "/"):
-                return shaped(status, code, message, headers)
+                return error_response(status, code, message, headers, body)
         return error_response(status, code, message, headers)
 
     @app.errorhandler(ApiError)

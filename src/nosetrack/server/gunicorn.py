@@ -1,9 +1,10 @@
-"""`nosetrack serve`: the app under gunicorn, one pool per model in each worker process, and with
---grpc-port the gRPC service in each worker too."""
+"""`nosetrack serve`: the app under gunicorn with nosetrack's worker (server/worker.py), one pool per model in
+each worker process, and with --grpc-port the gRPC service in each worker too."""
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import shutil
 import signal
@@ -12,9 +13,11 @@ import tempfile
 
 from gunicorn.app.base import BaseApplication
 
+# Nothing imported here may import prometheus_client: serve() must set PROMETHEUS_MULTIPROC_DIR first.
 from ..config import Settings
 from ..models import model_sources
 from .dashboard.recent import RecentFrames
+from .worker import BufferingWorker
 
 # Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
 SPARE_THREADS = 2
@@ -96,8 +99,24 @@ def _stop_grpc(server, worker) -> None:
         grpc_server.stop(grace=worker.app.settings.timeout).wait()
 
 
+def worker_config(settings: Settings) -> dict:
+    """nosetrack's own worker: an event loop reads whole requests, so a slow client costs a socket, not a
+    thread, and each WebSocket stream gets a thread of its own. It does not speak TLS, so with --certfile the
+    workers are gunicorn's threaded ones, where a slow client holds a thread until --body-timeout (put a TLS
+    proxy in front to keep the defence: docs/operations.md).
+
+    Either way a worker accepts connections only while one of its threads is free, and closes each after its
+    answer: the next request waits in the kernel's queue for a worker with room. (With keep-alive, a
+    connection stayed with the worker that first accepted it, and one worker could hold every client.)"""
+    if not settings.certfile:
+        return {"worker_class": BufferingWorker, "threads": worker_threads(settings)}
+    threads = worker_threads(settings) + settings.max_streams  # a stream holds its thread while it is open
+    return {"worker_class": "gthread", "threads": threads, "worker_connections": threads, "keepalive": 0}
+
+
 class NosetrackServer(BaseApplication):
-    """gunicorn's threaded workers; each worker loads its own models after the fork (no shared engines)."""
+    """gunicorn's arbiter with nosetrack's worker; each worker loads its own models after the fork (no shared
+    engines). The worker reads `settings` too (timeouts, body limit, drain delay)."""
 
     def __init__(self, settings: Settings, recent: RecentFrames) -> None:
         self.settings = settings
@@ -107,20 +126,13 @@ class NosetrackServer(BaseApplication):
 
     def load_config(self) -> None:
         s = self.settings
-        # HTTP's threads, and one per WebSocket stream (a stream holds its thread while it is open).
-        threads = worker_threads(s) + s.max_streams
         for key, value in {
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
-            "worker_class": "gthread",
-            "threads": threads,
-            # A worker takes no more connections than it has threads, and closes each after its answer: the
-            # next request waits in the kernel's queue for a worker with room. With keep-alive, a connection
-            # stayed with the worker that first accepted it, and one worker could hold every client.
-            "worker_connections": threads,
-            "keepalive": 0,
+            **worker_config(s),
             "timeout": s.timeout,
-            "graceful_timeout": s.timeout,
+            # The drain delay, then up to --timeout for what was accepted; then the arbiter kills.
+            "graceful_timeout": math.ceil(s.drain_delay) + s.timeout,
             "preload_app": False,
             "child_exit": _child_exit,
             "post_worker_init": _post_worker_init,

@@ -56,7 +56,9 @@ def _run_encoded(
     with _measured(state, pool):
         checked = CheckedImage.check(data, state.settings.max_image_pixels)
         with _leased_model(state, pool) as model:
+            started = time.thread_time()
             result = run(model, checked)
+            state.metrics.pipeline_cpu.inc(time.thread_time() - started)
         state.metrics.images_decoded.inc()
         state.metrics.decode.labels(model=pool.info.name).observe(result.decode_seconds)
         state.metrics.inference.labels(model=pool.info.name).observe(result.model_seconds)
@@ -66,7 +68,9 @@ def _run_encoded(
 def predict_decoded(state: ServerState, pool: ModelPool, pixels: np.ndarray) -> Predicted:
     """The prediction of `pool`'s model for pixels the client sent decoded (/v2's UINT8 tensors)."""
     with _measured(state, pool), _leased_model(state, pool) as model:
+        started = time.thread_time()
         predicted = predict_pixels(model, pixels)
+        state.metrics.pipeline_cpu.inc(time.thread_time() - started)
         state.metrics.inference.labels(model=pool.info.name).observe(predicted.model_seconds)
     return predicted
 

@@ -89,6 +89,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self._registry,
         )
+        # Beside the wall time above: the CPU the pipeline's thread spent, so that the server's own cost
+        # can be told from the model's (bench/overhead.py compares it with the pipeline in process).
+        self.pipeline_cpu = Counter(
+            "nosetrack_pipeline_cpu_seconds",
+            "CPU time of the pipeline (decode and model) on the request's thread.",
+            registry=self._registry,
+        )
         self.images_decoded = Counter(
             "nosetrack_images_decoded", "Encoded images decoded to pixels.", registry=self._registry
         )

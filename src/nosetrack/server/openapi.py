@@ -409,7 +409,9 @@ def oip_paths() -> dict[str, Any]:
         ),
         "/v2/health/live": get_operation("Is the server alive?", {"200": EMPTY_YES}, oip_tag),
         "/v2/health/ready": get_operation(
-            "Is the server ready?", {"200": EMPTY_YES, "400": EMPTY_NO}, oip_tag
+            "Is the server ready? 503 while it loads and from SIGTERM on, as /readyz.",
+            {"200": EMPTY_YES, "503": EMPTY_NO},
+            oip_tag,
         ),
         "/v2/models/{name}": {"get": {**metadata["get"], "parameters": [NAME]}},
         "/v2/models/{name}/versions/{version}": {"get": {**metadata["get"], "parameters": [NAME, VERSION]}},
@@ -493,8 +495,8 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/healthz": get_operation("Is the process alive?", {"200": status}, "health"),
             "/readyz": get_operation(
-                "Are the models loaded and warmed up?",
-                {"200": status, "503": json_response("Loading.", ref("Status"))},
+                "Should a load balancer send requests here? Models warm, and no SIGTERM yet.",
+                {"200": status, "503": json_response("Loading, or stopping.", ref("Status"))},
                 "health",
             ),
             "/version": get_operation(
@@ -534,10 +536,9 @@ def openapi_document() -> dict[str, Any]:
                 protected=True,
             ),
             "/": get_operation(
-                "The dashboard.",
+                "The dashboard (open to all; with API keys it shows no numbers until given one).",
                 {"200": text_response("HTML page.", "text/html")},
                 "monitoring",
-                protected=True,
             ),
             "/openapi.json": get_operation(
                 "This document.", {"200": json_response("OpenAPI 3.", {"type": "object"})}, "docs"

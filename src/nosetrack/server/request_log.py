@@ -29,6 +29,8 @@ def request_id(given: str) -> str:
 def start_request() -> None:
     g.started = time.perf_counter()
     g.request_id = request_id(request.headers.get("X-Request-ID", ""))
+    if logger.isEnabledFor(logging.DEBUG):  # a request's arrival, for telling it apart from its answer
+        logger.debug("%s %s arrived request_id=%s", request.method, request.path, g.request_id)
 
 
 def route_label(app: Flask) -> str:

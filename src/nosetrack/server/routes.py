@@ -70,8 +70,10 @@ def healthz() -> Response:
 @bp.get("/readyz")
 @public
 def readyz() -> tuple[Response, int]:
-    ready = server_state(current_app).ready
-    return jsonify({"status": "ready" if ready else "loading"}), 200 if ready else 503
+    state = server_state(current_app)
+    if state.ready_for(request.environ):
+        return jsonify({"status": "ready"}), 200
+    return jsonify({"status": "stopping" if state.ready else "loading"}), 503
 
 
 @bp.get("/version")

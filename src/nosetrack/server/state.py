@@ -18,6 +18,7 @@ from .admission import AdmissionGate
 from .dashboard.recent import RecentFrames
 from .errors import ApiError
 from .metrics import Metrics, ModelTotals
+from .worker import STOPPING
 
 WARM_UP_IMAGE_SHAPE = (480, 640, 3)
 
@@ -63,6 +64,11 @@ class ServerState:
             message = f"Model {name!r} has no version {version!r}; it has {pool.info.version!r}."
             raise ApiError(404, "unknown_model", message)
         return pool
+
+    def ready_for(self, environ: dict) -> bool:
+        """Whether a load balancer should send requests here: the models are warm and no SIGTERM came."""
+        stopping = environ.get(STOPPING)
+        return self.ready and not (stopping is not None and stopping.is_set())
 
     def warm_up(self) -> None:
         """Run every instance once, so the first client does not pay for lazy initialisation."""

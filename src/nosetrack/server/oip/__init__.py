@@ -1,5 +1,5 @@
 """The Open Inference Protocol v2 (KServe, Triton) beside nosetrack's own API: routes and tensors."""
 
-from .routes import oip, oip_error
+from .routes import oip
 
-__all__ = ["oip", "oip_error"]
+__all__ = ["oip"]

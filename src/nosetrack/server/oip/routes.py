@@ -1,7 +1,8 @@
 """The Open Inference Protocol v2 REST API (KServe, Triton) beside nosetrack's own, under /v2.
 
-Errors under /v2 have the protocol's shape, {"error": "message"} (`oip_error`, which the app's error handlers
-use for every path under /v2, unknown ones included), with the same 4xx statuses as the rest of the server.
+Errors under /v2 have the protocol's shape, {"error": "message"} (`errors.protocol_error`, which the app's
+error handlers use for every path under /v2, unknown ones included), with the same 4xx statuses as the rest of
+the server.
 The answers come from protocol.py, shared with gRPC; tensors are read and written by tensors.py.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ...pool import ModelPool
 from ..auth import public
@@ -20,14 +21,6 @@ from .tensors import encode_outputs, parse_infer_request
 
 oip = Blueprint("oip", __name__, url_prefix="/v2")
 HEADER_LENGTH = "Inference-Header-Content-Length"
-
-
-def oip_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    g.error_code = code
-    response = jsonify({"error": message})
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
 
 
 def served_model(name: str, version: str | None = None) -> ModelPool:
@@ -50,7 +43,9 @@ def live() -> Response:
 @oip.get("/health/ready")
 @public
 def ready() -> Response:
-    return Response(status=200 if server_state(current_app).ready else 400)
+    """503 while the server loads and from SIGTERM on, as /readyz: load balancers take it as "send nothing
+    new" (the protocol asks only for a status that is not 200)."""
+    return Response(status=200 if server_state(current_app).ready_for(request.environ) else 503)
 
 
 @oip.get("/models/<name>/ready")

@@ -6,13 +6,12 @@ form (grpc_service.py), so both are checked here, once. The one input, IMAGE, is
   - BYTES [N]: N encoded JPEG/PNG/BMP/WebP/GIF images (binary: 4-byte little-endian length, then the bytes;
     JSON: base64 strings, since JSON strings cannot hold raw bytes; gRPC's bytes_contents: the bytes), or
   - UINT8 [N, H, W, 3] or [H, W, 3]: pixels, RGB unless the input's parameters say "color_order": "BGR".
-Nothing here knows Flask or gRPC: bad input raises ApiError, which each front turns into its own answer.
+Nothing here knows Flask or gRPC: bad input raises ApiError or ImageError, which each front turns into its
+own answer.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import struct
 from collections.abc import Iterable
@@ -22,9 +21,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ...images import check_size
 from ...models import Prediction
 from ..errors import ApiError
 from ..json_body import InvalidJson, load_json
+from ..payloads import decode_base64
 
 INPUT_NAME = "IMAGE"
 MAX_BATCH = 16
@@ -183,8 +184,8 @@ def _base64_strings(data: Any) -> list[bytes | np.ndarray]:
     if not isinstance(flat, list) or not all(isinstance(item, str) for item in flat):
         raise bad_request("JSON BYTES data must be a list of base64 strings, one per image.")
     try:
-        return [base64.b64decode(item, validate=True) for item in flat]
-    except (binascii.Error, ValueError):
+        return [decode_base64(item) for item in flat]
+    except ValueError:
         raise bad_request("A BYTES element is not valid base64.") from None
 
 
@@ -194,13 +195,7 @@ def _pixel_images(shape: list[int], data: Any, max_pixels: int, color_order: str
     if len(shape) != 4 or shape[3] != 3:
         raise bad_request(f"A UINT8 {INPUT_NAME} has shape [N, H, W, 3] or [H, W, 3], not {shape}.")
     _batch_size(shape[0])
-    height, width = shape[1], shape[2]
-    if height == 0 or width == 0:
-        raise ApiError(422, "invalid_image", f"The image is empty ({width}x{height}).")
-    if height * width > max_pixels:
-        raise ApiError(
-            413, "image_too_large", f"{width}x{height} pixels; this server takes at most {max_pixels}."
-        )
+    check_size(shape[2], shape[1], max_pixels)
     pixels = _uint8_array(data, math.prod(shape)).reshape(shape)
     if color_order == "RGB":
         return [cv2.cvtColor(image, cv2.COLOR_RGB2BGR) for image in pixels]
