@@ -70,7 +70,7 @@ def test_track_through_a_server_writes_what_in_process_tracking_writes(video, tm
 
 
 def test_track_through_a_server_that_is_not_there_fails_in_one_sentence(video, capsys):
-    from conftest import free_port
+    from nosetrack.launcher import free_port
 
     assert main(["track", str(video), "--url", f"http://127.0.0.1:{free_port()}"]) == 1
     assert capsys.readouterr().err.startswith("nosetrack: ")
