@@ -33,6 +33,7 @@ def _worker(bodies: list[bytes], seconds: float, start, results) -> None:
     from nosetrack import load_model
     from nosetrack.answer import prediction_answer
     from nosetrack.config import Settings
+    from nosetrack.models import model_sources
     from nosetrack.predictor import predict_bytes
 
     settings = Settings.from_environment()
@@ -41,7 +42,7 @@ def _worker(bodies: list[bytes], seconds: float, start, results) -> None:
     def pipeline(data: bytes) -> dict:
         return prediction_answer(predict_bytes(model, data, decode_min_side=min_side))
 
-    model = load_model(settings.model)
+    model = load_model(model_sources(settings.models)[0])
     for index in range(WARM_UP_IMAGES):
         pipeline(bodies[index % len(bodies)])
     start.wait()

@@ -138,8 +138,8 @@ def main() -> None:
     args = parser.parse_args()
     require_wrk()
     if args.model:
-        os.environ["NOSETRACK_MODEL"] = str(Path(args.model).resolve())  # for the in-process side
-        args.model = os.environ["NOSETRACK_MODEL"]
+        args.model = str(Path(args.model).resolve())
+        os.environ["NOSETRACK_MODELS"] = args.model  # for the in-process side
     machine = stamp.machine()
     with tempfile.TemporaryDirectory(prefix="nosetrack-overhead-") as folder:
         rows = measure(args, Path(folder))
