@@ -1,7 +1,7 @@
 """How heavy a fresh `pip install .` is, for each way of bringing the built-in model's weights.
 
-Each option is a commit of this repository (`git archive`) with, for some, its dependency list rewritten,
-installed by the pip a new venv brings into a fresh venv under /tmp, as the README's first command does. Per
+Each option is a commit of this repository (`git archive`), installed by the pip a new venv brings into a
+fresh venv under /tmp, as the README's first command does. Per
 option and Python it records the install's wall time, the venv's size, the largest packages, the SHA-256 of
 the three .tflite files the built-in model reads wherever the install put them (the same bytes, or the option
 fails), and whether `nosetrack models --model facemesh` loads and runs the model.
