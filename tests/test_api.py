@@ -3,13 +3,12 @@
 import base64
 import io
 import json
-import threading
 
 import pytest
 from conftest import encode, make_test_app
 
 from nosetrack.images import SUPPORTED_TYPES
-from nosetrack.server.worker import STOPPING
+from nosetrack.server.state import server_state
 
 
 def post_base64(client, data: bytes):
@@ -291,16 +290,15 @@ def test_health_ready_and_version(client):
     assert version["model"]["name"] == "nosetrack-facemesh"
 
 
-def test_a_stopping_server_is_alive_but_not_ready(client):
-    """The worker sets environ[STOPPING] on SIGTERM: load balancers then see both readiness routes fail."""
-    stopping = threading.Event()
-    stopping.set()
-    environ = {STOPPING: stopping}
-    assert client.get("/healthz", environ_base=environ).status_code == 200
-    ready = client.get("/readyz", environ_base=environ)
-    assert (ready.status_code, ready.get_json()) == (503, {"status": "stopping"})
-    assert client.get("/v2/health/ready", environ_base=environ).status_code == 503
+def test_a_stopping_server_is_alive_but_not_ready(app, client):
+    """The worker sets the state's `stopping` on SIGTERM: load balancers then see both readiness routes
+    fail."""
     assert client.get("/v2/health/ready").status_code == 200
+    server_state(app).stopping.set()
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.get_json()) == (503, {"status": "stopping"})
+    assert client.get("/v2/health/ready").status_code == 503
 
 
 def test_dashboard_shows_counters_model_and_version(client, face_jpeg):

@@ -22,7 +22,9 @@ from conftest import LiveServer, encode
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from wsproto.connection import Connection, ConnectionType
-from wsproto.events import BytesMessage, TextMessage
+from wsproto.events import BytesMessage
+
+from nosetrack.server.stream.session import MAX_UNDECODABLE
 
 MAX_BODY_BYTES = 400_000
 MAX_IMAGE_PIXELS = 1_000_000
@@ -292,23 +294,59 @@ def test_a_client_gone_mid_frame_leaves_the_worker_serving(server, frame_jpeg):
 
 
 @pytest.mark.slow
-def test_a_client_that_never_reads_is_cut_off_and_others_carry_on(server, frame_jpeg):
+def test_a_client_that_never_reads_is_cut_off_its_reading_stops_and_others_carry_on(server, frame_jpeg):
     sock = raw_stream(server, receive_buffer=4096)
-    sock.settimeout(0.05)
-    client = Connection(ConnectionType.CLIENT)
-    garbage = b"".join(client.send(TextMessage("?")) for _ in range(2000))  # each one earns an error back
-    sent, deadline = 0, time.monotonic() + 5
-    while time.monotonic() < deadline and sent < 200:
+    sock.settimeout(0.5)
+    message = Connection(ConnectionType.CLIENT).send(BytesMessage(frame_jpeg))
+    sent, deadline = 0, time.monotonic() + 30
+    while time.monotonic() < deadline and sent < 100_000:
         try:
-            sock.sendall(garbage)
-            sent += 1
-        except (TimeoutError, OSError):
-            break  # the server stopped reading: its answers fill every buffer
+            sock.sendall(message)
+        except TimeoutError:
+            continue  # the server reads no faster than the stream's message rate
+        except OSError:
+            break  # cut off
+        sent += 1
+        if sent % 20 == 0 and "took no data" in server.log_file.read_text():
+            break
     with open_stream(server) as websocket:  # meanwhile, another stream is served
         assert answer_to(websocket, frame_jpeg)["detected"]
     assert wait_until(lambda: "took no data" in server.log_file.read_text(), 15)
+    with pytest.raises(OSError):  # reading stopped: the connection is gone
+        for _ in range(100):
+            sock.sendall(message)
+            time.sleep(0.01)
     sock.close()
     assert wait_until(lambda: open_streams(server) == 0, 10)
+
+
+def test_messages_that_are_no_image_are_refused_cheaply_and_close_the_stream(server):
+    with open_stream(server) as websocket:
+        for number in range(MAX_UNDECODABLE):
+            websocket.send(b"\x00" if number % 2 else "?")
+        codes = set()
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                codes.add(json.loads(websocket.recv(timeout=30))["error"]["code"])
+    assert codes == {"unsupported_image_type", "invalid_json"}
+    assert closed.value.rcvd.code == 1008
+
+
+def test_only_frames_that_decode_keep_a_stream_open(server):
+    """A squatter that sends a byte that is no image now and then still idles out."""
+    with open_stream(server) as websocket:
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(int(IDLE_SECONDS * 10)):
+                websocket.send(b"\x00")
+                time.sleep(0.4)
+                while True:
+                    try:
+                        websocket.recv(timeout=0)
+                    except TimeoutError:
+                        break
+        assert closed.value.rcvd.code == 4408
+        assert time.monotonic() - started < IDLE_SECONDS * 8
 
 
 def test_stats_and_metrics_count_streams_frames_and_drops(server, frame_jpeg):

@@ -26,6 +26,9 @@ class Settings:
     log_file: str = "webserver.log"
     log_level: str = "INFO"
     max_body_bytes: int = 20 * 1024 * 1024
+    # Bytes that all the request bodies a worker is receiving may hold together; a body that would pass it
+    # is refused with 503 at once.
+    max_buffered_bytes: int = 256 * 1024 * 1024
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     # JPEGs are decoded at 1/2, 1/4 or 1/8 size while their long side stays at least this (0: full size).
     # Off by default: it saves CPU on large photos but costs some accuracy; docs/performance.md has the trade.

@@ -21,9 +21,8 @@ from ray.serve import Application
 from ray.serve.config import AutoscalingConfig, BackpressureConfig
 
 from ..config import Settings
+from ..server.capacity import capacity
 
-# a2wsgi threads beyond the models and their queue, so a full replica still answers 503 and /healthz at once.
-SPARE_THREADS = 2
 # Requests Ray's proxy may hold for a deployment whose replicas are all full, before it answers 503 itself.
 # Replicas refuse their own excess at once (nosetrack's JSON 503), so this queue fills only while replicas
 # start or stop; it is bounded, never a backlog.
@@ -32,8 +31,8 @@ RETRY_AFTER_SECONDS = 1.0
 
 
 def requests_per_replica(settings: Settings) -> int:
-    """What one replica takes at once: its models, the predictions waiting for them, and a few spare."""
-    return settings.model_instances + settings.max_queue + SPARE_THREADS
+    """What one replica takes at once: as one worker of `nosetrack serve` does (server/capacity.py)."""
+    return capacity(settings).requests
 
 
 class WithoutOwnRequestIdHeader:
@@ -56,18 +55,15 @@ class WithoutOwnRequestIdHeader:
 
 @serve.ingress()
 class NosetrackReplica:
-    """One replica: `create_app` on `settings.model_instances` models, served as ASGI through a2wsgi."""
+    """One replica: the front door of one `nosetrack serve` worker, on `settings.model_instances` models."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def __serve_build_asgi_app__(self):
-        from a2wsgi import WSGIMiddleware
+        from ..server.app import create_front_door
 
-        from ..server.app import create_app
-
-        app = create_app(self.settings)
-        return WithoutOwnRequestIdHeader(WSGIMiddleware(app, workers=requests_per_replica(self.settings)))
+        return WithoutOwnRequestIdHeader(create_front_door(self.settings))
 
 
 def replicas_the_cluster_holds(settings: Settings) -> int:

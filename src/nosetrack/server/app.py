@@ -17,6 +17,7 @@ from .cors import allow_cross_origin
 from .dashboard.recent import RecentFrames
 from .dashboard.views import STATIC_FOLDER, dashboard
 from .errors import protocol_error, register_error_handlers
+from .front_door import FrontDoor, raise_refusal
 from .oip import oip
 from .openapi import docs
 from .routes import bp
@@ -53,6 +54,7 @@ def create_app(
     state = ServerState(settings, pools, recent=recent or RecentFrames(settings.show_recent))
     app.extensions["nosetrack"] = state
     register_error_handlers(app, {oip.url_prefix: protocol_error})
+    app.before_request(raise_refusal)
     for blueprint in (bp, dashboard, oip, docs, stream):
         app.register_blueprint(blueprint)
     request_log.init_app(app)
@@ -62,3 +64,13 @@ def create_app(
     for pool in pools:
         logger.info("Model %s %s ready (%d instances)", pool.info.name, pool.info.version, pool.size)
     return app
+
+
+def create_front_door(
+    settings: Settings | None = None,
+    pools: list[ModelPool] | None = None,
+    recent: RecentFrames | None = None,
+) -> FrontDoor:
+    """The ASGI application of one worker (or one Ray replica): `create_app`'s Flask app behind the front
+    door that reads bodies whole, serves streams, and keeps the worker's limits."""
+    return FrontDoor(create_app(settings, pools, recent))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from flask import Flask, request
@@ -48,11 +48,12 @@ def _subprotocol_token(protocols: str) -> str | None:
     return None
 
 
-def presented_key() -> str | None:
-    """The key the request carries: `Authorization: Bearer KEY`, or a WebSocket's key subprotocol."""
-    token = _bearer_token(request.headers.get("Authorization", ""))
-    if token is None and request.headers.get("Upgrade", "").lower() == "websocket":
-        token = _subprotocol_token(request.headers.get("Sec-WebSocket-Protocol", ""))
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a request carries in its (case-insensitive) `headers`: `Authorization: Bearer KEY`, or a
+    WebSocket's key subprotocol."""
+    token = _bearer_token(headers.get("Authorization", ""))
+    if token is None and headers.get("Upgrade", "").lower() == "websocket":
+        token = _subprotocol_token(headers.get("Sec-WebSocket-Protocol", ""))
     return token
 
 
@@ -62,6 +63,21 @@ def _is_known_key(token: str, keys: tuple[bytes, ...]) -> bool:
     for key in keys:  # every key is compared, so the time taken does not tell which one nearly matched
         matched |= hmac.compare_digest(given, key)
     return matched
+
+
+def has_known_key(headers: Mapping[str, str], keys: tuple[bytes, ...]) -> bool:
+    """Whether a request's headers present one of `keys` (HTTP routes and WebSocket handshakes alike)."""
+    token = presented_key(headers)
+    return token is not None and _is_known_key(token, keys)
+
+
+def unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "This server needs an API key: send the header 'Authorization: Bearer <key>'.",
+        {"WWW-Authenticate": 'Bearer realm="nosetrack"'},
+    )
 
 
 def is_authorized(authorization: str, keys: tuple[bytes, ...]) -> bool:
@@ -85,11 +101,5 @@ def require_api_keys(app: Flask, keys: tuple[str, ...]) -> None:
             return
         if getattr(app.view_functions[request.endpoint], PUBLIC_ATTRIBUTE, False):
             return
-        token = presented_key()
-        if token is None or not _is_known_key(token, encoded_keys):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "This server needs an API key: send the header 'Authorization: Bearer <key>'.",
-                {"WWW-Authenticate": 'Bearer realm="nosetrack"'},
-            )
+        if not has_known_key(request.headers, encoded_keys):
+            raise unauthorized()

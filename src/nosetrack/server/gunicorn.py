@@ -1,5 +1,5 @@
-"""`nosetrack serve`: the app under gunicorn with nosetrack's worker (server/worker.py), one pool per model in
-each worker process, and with --grpc-port the gRPC service in each worker too."""
+"""`nosetrack serve`: the front door under gunicorn with nosetrack's uvicorn worker (server/worker.py), one
+pool per model in each worker process, and with --grpc-port the gRPC service in each worker too."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import errno
 import math
 import os
 import shutil
-import signal
 import socket
 import tempfile
 
@@ -15,19 +14,11 @@ from gunicorn.app.base import BaseApplication
 
 # Nothing imported here may import prometheus_client: serve() must set PROMETHEUS_MULTIPROC_DIR first.
 from ..config import Settings
-from ..models import model_sources
+from .capacity import capacity
 from .dashboard.recent import RecentFrames
-from .worker import BufferingWorker
+from .worker import FrontDoorWorker
 
-# Threads beyond the models and their queue, so a worker that is full still answers 503 and /healthz at once.
-SPARE_THREADS = 2
-
-
-def worker_threads(settings: Settings) -> int:
-    """Threads a worker serves with (HTTP's, and gRPC's apart): every model instance, the predictions that
-    may wait for one, and spare threads that refuse the excess quickly."""
-    instances = settings.model_instances * len(model_sources(settings.models))
-    return instances + settings.max_queue + SPARE_THREADS
+KEEP_ALIVE_SECONDS = 5
 
 
 class CannotListen(OSError):
@@ -59,37 +50,16 @@ def _child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def _close_streams_on_sigterm(worker) -> None:
-    """On SIGTERM, tell the worker's streams to close (1001) before gunicorn waits for its connections:
-    a stream, unlike a request, would otherwise hold its connection until the grace period ends."""
-    from .state import server_state
-
-    stop_worker = worker.handle_exit
-
-    def close_streams_then_stop(signum, frame) -> None:
-        server_state(worker.wsgi).closing.set()
-        stop_worker(signum, frame)
-
-    signal.signal(signal.SIGTERM, close_streams_then_stop)
-
-
 def _start_grpc(worker) -> None:
     """With --grpc-port, each worker serves gRPC on that port too, from its own state (oip/grpc_service.py).
     grpcio is imported here, after the fork: a gRPC runtime started in the master would not survive it."""
     settings = worker.app.settings
     if settings.grpc_port:
         from .oip.grpc_service import start_grpc_server
-        from .state import server_state
 
-        state = server_state(worker.wsgi)
         worker.grpc_server = start_grpc_server(
-            state, settings.host, settings.grpc_port, worker_threads(settings)
+            worker.wsgi.state, settings.host, settings.grpc_port, capacity(settings).requests
         )
-
-
-def _post_worker_init(worker) -> None:
-    _close_streams_on_sigterm(worker)
-    _start_grpc(worker)
 
 
 def _stop_grpc(server, worker) -> None:
@@ -97,21 +67,6 @@ def _stop_grpc(server, worker) -> None:
     grpc_server = getattr(worker, "grpc_server", None)
     if grpc_server is not None:
         grpc_server.stop(grace=worker.app.settings.timeout).wait()
-
-
-def worker_config(settings: Settings) -> dict:
-    """nosetrack's own worker: an event loop reads whole requests, so a slow client costs a socket, not a
-    thread, and each WebSocket stream gets a thread of its own. It does not speak TLS, so with --certfile the
-    workers are gunicorn's threaded ones, where a slow client holds a thread until --body-timeout (put a TLS
-    proxy in front to keep the defence: docs/operations.md).
-
-    Either way a worker accepts connections only while one of its threads is free, and closes each after its
-    answer: the next request waits in the kernel's queue for a worker with room. (With keep-alive, a
-    connection stayed with the worker that first accepted it, and one worker could hold every client.)"""
-    if not settings.certfile:
-        return {"worker_class": BufferingWorker, "threads": worker_threads(settings)}
-    threads = worker_threads(settings) + settings.max_streams  # a stream holds its thread while it is open
-    return {"worker_class": "gthread", "threads": threads, "worker_connections": threads, "keepalive": 0}
 
 
 class NosetrackServer(BaseApplication):
@@ -129,13 +84,17 @@ class NosetrackServer(BaseApplication):
         for key, value in {
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
-            **worker_config(s),
+            "worker_class": FrontDoorWorker,
+            # Idle seconds before a kept-alive connection is closed (uvicorn's timeout_keep_alive).
+            "keepalive": KEEP_ALIVE_SECONDS,
             "timeout": s.timeout,
             # The drain delay, then up to --timeout for what was accepted; then the arbiter kills.
             "graceful_timeout": math.ceil(s.drain_delay) + s.timeout,
             "preload_app": False,
             "child_exit": _child_exit,
-            "post_worker_init": _post_worker_init,
+            "post_worker_init": _start_grpc,
+            # No control socket in ~/.gunicorn/ shared by every server of the user (gunicorn >= 25).
+            "control_socket_disable": True,
             "worker_exit": _stop_grpc,
             "certfile": s.certfile,
             "keyfile": s.keyfile,
@@ -143,9 +102,9 @@ class NosetrackServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from .app import create_app
+        from .app import create_front_door
 
-        return create_app(self.settings, recent=self.recent)
+        return create_front_door(self.settings, recent=self.recent)
 
 
 def serve(settings: Settings) -> None:

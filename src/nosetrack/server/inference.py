@@ -34,34 +34,41 @@ def predict_encoded(state: ServerState, pool: ModelPool, data: bytes) -> Predict
     )
 
 
-def track_encoded(
-    state: ServerState, pool: ModelPool, tracker: Tracker, data: bytes, timestamp: float
+def track_image(
+    state: ServerState, pool: ModelPool, tracker: Tracker, checked: CheckedImage, timestamp: float
 ) -> Tracked:
-    """A stream's next frame through its `tracker`, on one of `pool`'s models leased like a request's (so
-    streams and requests share the worker's models first come, first served); `Overloaded` as for a
-    request."""
+    """A stream's next frame, checked already (a stream refuses a bad message without a thread), through its
+    `tracker`, on one of `pool`'s models leased like a request's (so streams and requests share the worker's
+    models first come, first served); `Overloaded` as for a request."""
     decode_min_side = state.settings.decode_min_side
-    return _run_encoded(
-        state,
-        pool,
-        data,
-        lambda model, checked: track_checked(tracker, model, checked, timestamp, decode_min_side),
-    )
+    with _measured(state, pool):
+        return _run_checked(
+            state,
+            pool,
+            checked,
+            lambda model, image: track_checked(tracker, model, image, timestamp, decode_min_side),
+        )
 
 
 def _run_encoded(
     state: ServerState, pool: ModelPool, data: bytes, run: Callable[[Model, CheckedImage], Result]
 ) -> Result:
-    """Check, admit, lease, run, measure."""
+    """Check, then run measured."""
     with _measured(state, pool):
-        checked = CheckedImage.check(data, state.settings.max_image_pixels)
-        with _leased_model(state, pool) as model:
-            started = time.thread_time()
-            result = run(model, checked)
-            state.metrics.pipeline_cpu.inc(time.thread_time() - started)
-        state.metrics.images_decoded.inc()
-        state.metrics.decode.labels(model=pool.info.name).observe(result.decode_seconds)
-        state.metrics.inference.labels(model=pool.info.name).observe(result.model_seconds)
+        return _run_checked(state, pool, CheckedImage.check(data, state.settings.max_image_pixels), run)
+
+
+def _run_checked(
+    state: ServerState, pool: ModelPool, checked: CheckedImage, run: Callable[[Model, CheckedImage], Result]
+) -> Result:
+    """Admit, lease, run, count."""
+    with _leased_model(state, pool) as model:
+        started = time.thread_time()
+        result = run(model, checked)
+        state.metrics.pipeline_cpu.inc(time.thread_time() - started)
+    state.metrics.images_decoded.inc()
+    state.metrics.decode.labels(model=pool.info.name).observe(result.decode_seconds)
+    state.metrics.inference.labels(model=pool.info.name).observe(result.model_seconds)
     return result
 
 

@@ -33,6 +33,11 @@ def start_request() -> None:
         logger.debug("%s %s arrived request_id=%s", request.method, request.path, g.request_id)
 
 
+def log_answer(method: str, path: str, status: int, seconds: float, identity: str) -> None:
+    """The one log line of an answered request (HTTP routes and WebSocket handshakes alike)."""
+    logger.info("%s %s %d %.2f ms request_id=%s", method, path, status, seconds * 1000.0, identity)
+
+
 def route_label(app: Flask) -> str:
     """The route a request is counted under: its rule; for a 405, the rule its path has for other methods."""
     if request.url_rule is not None:
@@ -58,12 +63,5 @@ def init_app(app: Flask) -> None:
         route = route_label(app)
         server_state(app).metrics.observe_request(route, response.status_code, seconds, g.get("error_code"))
         response.headers["X-Request-ID"] = g.request_id
-        logger.info(
-            "%s %s %d %.2f ms request_id=%s",
-            request.method,
-            request.path,
-            response.status_code,
-            seconds * 1000.0,
-            g.request_id,
-        )
+        log_answer(request.method, request.path, response.status_code, seconds, g.request_id)
         return response

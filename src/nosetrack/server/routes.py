@@ -71,7 +71,7 @@ def healthz() -> Response:
 @public
 def readyz() -> tuple[Response, int]:
     state = server_state(current_app)
-    if state.ready_for(request.environ):
+    if state.is_ready:
         return jsonify({"status": "ready"}), 200
     return jsonify({"status": "stopping" if state.ready else "loading"}), 503
 

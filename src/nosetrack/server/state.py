@@ -15,10 +15,10 @@ from ..config import Settings
 from ..models import check_unique_names
 from ..pool import ModelPool
 from .admission import AdmissionGate
+from .capacity import capacity
 from .dashboard.recent import RecentFrames
 from .errors import ApiError
 from .metrics import Metrics, ModelTotals
-from .worker import STOPPING
 
 WARM_UP_IMAGE_SHAPE = (480, 640, 3)
 
@@ -36,15 +36,17 @@ class ServerState:
     ready: bool = False
     admission: AdmissionGate = field(init=False)
     models: dict[str, ModelPool] = field(init=False)
-    # The WebSocket streams this worker holds, and the signal that tells them to close (set on SIGTERM).
+    # The WebSocket streams this worker holds.
     streams: AdmissionGate = field(init=False)
-    closing: threading.Event = field(default_factory=threading.Event)
+    # Set once, when the worker begins to stop (SIGTERM): readiness turns false and streams close (1001).
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         check_unique_names(pool.info for pool in self.pools)
         self.models = {pool.info.name: pool for pool in self.pools}
-        self.admission = AdmissionGate(sum(pool.size for pool in self.pools) + self.settings.max_queue)
-        self.streams = AdmissionGate(self.settings.max_streams, "streams")
+        limits = capacity(self.settings)
+        self.admission = AdmissionGate(limits.predictions)
+        self.streams = AdmissionGate(limits.streams, "streams")
 
     @property
     def default_pool(self) -> ModelPool:
@@ -65,10 +67,10 @@ class ServerState:
             raise ApiError(404, "unknown_model", message)
         return pool
 
-    def ready_for(self, environ: dict) -> bool:
+    @property
+    def is_ready(self) -> bool:
         """Whether a load balancer should send requests here: the models are warm and no SIGTERM came."""
-        stopping = environ.get(STOPPING)
-        return self.ready and not (stopping is not None and stopping.is_set())
+        return self.ready and not self.stopping.is_set()
 
     def warm_up(self) -> None:
         """Run every instance once, so the first client does not pay for lazy initialisation."""

@@ -115,7 +115,7 @@ class InferenceService:
         return pb.ServerLiveResponse(live=True)
 
     def ServerReady(self, request: pb.ServerReadyRequest) -> Message:
-        return pb.ServerReadyResponse(ready=self.state.ready)
+        return pb.ServerReadyResponse(ready=self.state.is_ready)
 
     def ModelReady(self, request: pb.ModelReadyRequest) -> Message:
         """An unknown model is not ready: a plain no, as tritonclient's is_model_ready expects."""

@@ -45,7 +45,7 @@ def live() -> Response:
 def ready() -> Response:
     """503 while the server loads and from SIGTERM on, as /readyz: load balancers take it as "send nothing
     new" (the protocol asks only for a status that is not 200)."""
-    return Response(status=200 if server_state(current_app).ready_for(request.environ) else 503)
+    return Response(status=200 if server_state(current_app).is_ready else 503)
 
 
 @oip.get("/models/<name>/ready")

@@ -1,89 +1,122 @@
-"""WS /v1/track: checked as an HTTP request (key, origin, room for one more stream), then upgraded."""
+"""WS /v1/track: the handshake checked as an HTTP request is (key, origin, model, room for one more stream),
+then one stream served on the worker's event loop. A plain GET of the route is Flask's: 426."""
 
 from __future__ import annotations
 
+import json
 import logging
-import socket
 import time
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from urllib.parse import parse_qs
 
-from flask import Blueprint, Response, current_app, g, request
-from wsproto.frame_protocol import CloseReason
+from flask import Blueprint
+from werkzeug.datastructures import Headers
 
 from ...logs import LOGGER_NAME
-from ...pool import ModelPool, Overloaded
+from ...pool import Overloaded
+from ..auth import has_known_key, unauthorized
 from ..cors import same_or_allowed_origin
-from ..errors import ApiError
+from ..errors import ApiError, nosetrack_error
 from ..metrics import STREAM_ROUTE
-from ..state import ServerState, server_state
-from .handshake import Upgrade, connected_socket, upgrade_headers
+from ..request_log import log_answer, request_id
+from ..state import ServerState
+from .channel import Channel
 from .session import StreamSession
-from .websocket import Closed, WebSocket
 
 logger = logging.getLogger(LOGGER_NAME)
-MAX_TEXT_MESSAGE_CHARS = 64 * 1024
+
+# The subprotocol a server answers with; a browser that offers a key in a second one must offer this one too.
+SUBPROTOCOL = "nosetrack"
 
 stream = Blueprint("stream", __name__)
 
 
-def track() -> Response:
-    state = server_state(current_app)
-    headers = upgrade_headers(request.headers)
-    origin = request.headers.get("Origin")
-    if not same_or_allowed_origin(origin, request.host, state.settings.cors_origins):
+@stream.get(STREAM_ROUTE)
+def track_without_upgrade() -> None:
+    raise ApiError(
+        426,
+        "upgrade_required",
+        "This route is a WebSocket: connect with ws:// (or wss://) and a WebSocket client.",
+        {"Upgrade": "websocket"},
+    )
+
+
+def _checked_pool(state: ServerState, scope: dict, headers: Headers):
+    """The model the stream asked for, once its key and origin pass; ApiError otherwise."""
+    if scope["path"] != STREAM_ROUTE:
+        raise ApiError(404, "not_found", f"No WebSocket at {scope['path']}; streams open at {STREAM_ROUTE}.")
+    keys = tuple(key.encode() for key in state.settings.api_keys)
+    if keys and not has_known_key(headers, keys):
+        raise unauthorized()
+    origin = headers.get("Origin")
+    if not same_or_allowed_origin(origin, headers.get("Host", ""), state.settings.cors_origins):
         raise ApiError(
             403,
             "forbidden_origin",
             f"Pages from {origin} may not open streams here: start the server with --cors-origin {origin}.",
         )
-    pool = state.pool_for(request.args.get("model"))  # `?model=NAME`, as on /v1/nose
-    sock = connected_socket(request.environ)
-    held = ExitStack()
-    try:
-        held.enter_context(state.streams.admit())
-    except Overloaded as error:
-        raise ApiError(
-            503,
-            "too_many_streams",
-            f"{error} (--max-streams {state.settings.max_streams}). Retry shortly.",
-            {"Retry-After": "1"},
-        ) from None
-    request_id = g.request_id
-    return Upgrade(headers, sock, lambda upgraded: _run_stream(state, pool, upgraded, request_id, held))
+    if state.stopping.is_set():
+        raise ApiError(503, "stopping", "This server is shutting down: connect again.", {"Retry-After": "1"})
+    model = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("model", [None])[0]
+    return state.pool_for(model or None)
 
 
-def _run_stream(
-    state: ServerState, pool: ModelPool, sock: socket.socket, request_id: str, held: ExitStack
+async def serve_stream(
+    state: ServerState,
+    executor: Executor,
+    scope: dict,
+    receive: Callable[[], Awaitable[dict]],
+    send: Callable[[dict], Awaitable[None]],
 ) -> None:
-    """Serve one stream to its end, log how it went, and free its place, whatever happens."""
-    settings = state.settings
-    websocket = WebSocket(sock, settings.max_body_bytes, MAX_TEXT_MESSAGE_CHARS, settings.body_timeout)
-    session = StreamSession(state, pool, websocket, request_id)
-    started = time.monotonic()
-    with held, state.metrics.streams_open.track_inprogress():
-        try:
-            closed = session.serve()
-        except Exception:
-            logger.exception("WS %s failed (request_id=%s)", STREAM_ROUTE, request_id)
-            websocket.close(CloseReason.INTERNAL_ERROR, "The server failed; its log holds the details.")
-            closed = Closed(CloseReason.INTERNAL_ERROR, "internal error")
-        finally:
-            websocket.abort()  # whatever the front end's keep-alive, this connection carries nothing more
-    tally = session.tally
-    logger.info(
-        "WS %s closed %d %s: %d frames, %d answered, %d dropped, %d errors, %.1f s request_id=%s",
-        STREAM_ROUTE,
-        closed.code,
-        closed.reason or "-",
-        tally.frames,
-        tally.answered,
-        tally.dropped,
-        tally.errors,
-        time.monotonic() - started,
-        request_id,
+    """One WebSocket from its handshake to its close, its place among the worker's streams held throughout."""
+    started = time.perf_counter()
+    headers = Headers([(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]])
+    identity = request_id(headers.get("X-Request-ID", ""))
+    if (await receive())["type"] != "websocket.connect":
+        return
+    try:
+        pool = _checked_pool(state, scope, headers)
+        with state.streams.admit():
+            offered = {token.strip() for token in headers.get("Sec-WebSocket-Protocol", "").split(",")}
+            await send(
+                {
+                    "type": "websocket.accept",
+                    "subprotocol": SUBPROTOCOL if SUBPROTOCOL in offered else None,
+                    "headers": [(b"x-request-id", identity.encode())],
+                }
+            )
+            _observe(state, scope, 101, started, identity)
+            channel = Channel(receive, send, state.settings.body_timeout)
+            session = StreamSession(state, pool, channel, identity, executor)
+            with state.metrics.streams_open.track_inprogress():
+                await session.serve()
+    except Overloaded as error:
+        await _refuse(state, scope, send, started, identity, _too_many(state, error))
+    except ApiError as error:
+        await _refuse(state, scope, send, started, identity, error)
+
+
+def _too_many(state: ServerState, error: Overloaded) -> ApiError:
+    return ApiError(
+        503,
+        "too_many_streams",
+        f"{error} (--max-streams {state.settings.max_streams}). Retry shortly.",
+        {"Retry-After": "1"},
     )
 
 
-# werkzeug matches upgrade requests only to rules marked `websocket`; the plain GET gets its clear 426.
-for upgrade in (True, False):
-    stream.add_url_rule(STREAM_ROUTE, view_func=track, methods=["GET"], websocket=upgrade)
+async def _refuse(state, scope, send, started: float, identity: str, error: ApiError) -> None:
+    """Answer the handshake with the error as an HTTP answer, in the routes' JSON shape."""
+    body = nosetrack_error(error.code, error.message, identity)
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", identity.encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    await send({"type": "websocket.http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": json.dumps(body).encode()})
+    _observe(state, scope, error.status, started, identity, error.code)
+
+
+def _observe(state, scope, status: int, started: float, identity: str, code: str | None = None) -> None:
+    seconds = time.perf_counter() - started
+    state.metrics.observe_request(STREAM_ROUTE, status, seconds, code)
+    log_answer("GET", scope["path"], status, seconds, identity)

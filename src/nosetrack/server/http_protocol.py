@@ -1,0 +1,187 @@
+"""What nosetrack adds to uvicorn's HTTP/1.1 protocol: deadlines and head limits, and its own error shape.
+
+uvicorn (httptools' parser) reads every connection in the event loop, keeps connections alive, answers
+pipelined requests in order, and refuses malformed HTTP with a 400. It puts no deadline on a request that
+trickles in and no limit on the size of its head. Here a request must be whole within `--body-timeout` of its
+first byte (408 otherwise, or the connection closes when its answer has already gone), a head may not pass
+`MAX_HEAD_BYTES` (431), and every refusal is nosetrack's JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from ..logs import LOGGER_NAME
+from .errors import error_json
+
+logger = logging.getLogger(LOGGER_NAME)
+
+MAX_HEAD_BYTES = 64 * 1024
+# How long a stream that is closing waits for the client's own close frame.
+WEBSOCKET_CLOSE_WAIT_SECONDS = 1.0
+# The kernel's send buffer of a stream's socket (Linux doubles it for its bookkeeping), fixed rather than
+# grown by autotuning to megabytes: answers a client has not read are bounded by it, and a client that stops
+# reading reaches the send timeout within seconds.
+STREAM_SEND_BUFFER_BYTES = 128 * 1024
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback; httptools reports it as a parser error, answered 431."""
+
+
+def canned_answer(status: int, code: str, message: str) -> bytes:
+    """A whole answer in nosetrack's error shape, for what no app sees (a head that never came whole)."""
+    body = error_json(code, message)
+    return (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode("latin-1") + body
+
+
+HEAD_TOO_LARGE = canned_answer(
+    431, "request_header_fields_too_large", f"The request's head is over {MAX_HEAD_BYTES} bytes."
+)
+MALFORMED = canned_answer(400, "bad_request", "The request is not valid HTTP/1.1.")
+TIMED_OUT = canned_answer(
+    408, "request_timeout", "The request did not arrive whole in time (--body-timeout)."
+)
+
+
+# The key under which the front door puts its `DoorRules` in the lifespan state, for the protocols to read.
+DOOR_RULES = "nosetrack.door_rules"
+
+
+@dataclass(frozen=True)
+class DoorRules:
+    """What the protocol needs from the app: the request deadline, and whether the worker is stopping."""
+
+    request_seconds: float
+    stopping: threading.Event
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline per request and a bound on its head."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._rules: DoorRules = self.app_state[DOOR_RULES]
+        self.request_seconds = self._rules.request_seconds
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_too_large = False
+        self._stopping = False
+        # A connection that never sends a whole request is closed (answered 408) at its deadline.
+        self._deadline = self.loop.call_later(self.request_seconds, self._expire)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        counted = self._in_head
+        super().data_received(data)
+        if counted and self._in_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:  # a head still incomplete, already too large
+                self._refuse(HEAD_TOO_LARGE)
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(HEAD_TOO_LARGE if self._head_too_large else MALFORMED)
+
+    def _refuse(self, answer: bytes) -> None:
+        self._answer_and_close(answer)
+
+    def _answer_and_close(self, answer: bytes | None) -> None:
+        if answer is not None:
+            self.transport.write(answer)
+            logger.info("- - %s from %s", answer.split(b"\r\n", 1)[0][9:].decode(), self.client)
+        self.transport.close()
+
+    # Parser callbacks: the head's size, and the deadline armed from a request's first byte to its last.
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        if self._deadline.cancelled():
+            self._deadline = self.loop.call_later(self.request_seconds, self._expire)
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._head_too_large = True
+            raise HeadTooLarge
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+        if self._stopping or self._rules.stopping.is_set():  # so clients take their next request elsewhere
+            self.cycle.keep_alive = False
+
+    def on_message_complete(self) -> None:
+        self._deadline.cancel()
+        super().on_message_complete()
+
+    def _expire(self) -> None:
+        """The request is not whole in time: 408 if nothing was answered yet; close the connection."""
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        answer = None
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # its app stops reading (body.ClientGone) and its answer is dropped
+            cycle.message_event.set()
+            if not cycle.response_started:
+                answer = TIMED_OUT
+        elif self._in_head and self._head_bytes:
+            answer = TIMED_OUT
+        self._answer_and_close(answer)
+
+    def shutdown(self) -> None:
+        """A stopping worker answers what it accepted: a connection in the middle of sending its request
+        keeps it, and closes after its answer; an idle one closes now."""
+        if self._in_head and self._head_bytes:
+            self._stopping = True  # its head is on its way: answered, then closed (on_headers_complete)
+            return
+        super().shutdown()
+
+
+class StreamProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, with a short wait for the client's close frame, and a connection that
+    is dropped (not left to flush forever) when its client stopped reading."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = WEBSOCKET_CLOSE_WAIT_SECONDS
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER_BYTES)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # RFC 6455's 1006 for a connection lost without a close frame (uvicorn reports 1005, "no code").
+        if self.handshake_complete and not self.disconnected and self.conn.close_rcvd is None:
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
+        super().connection_lost(exc)
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        if self.transport.get_write_buffer_size():  # what the stream wrote last is still unread
+            self.transport.abort()
