@@ -1,12 +1,12 @@
-"""The front end alone: CPU per request of gunicorn workers serving a stand-in app, no model.
+"""Front doors side by side: CPU per request of nosetrack's own app on each candidate server, no model.
 
-    python -m bench.frontends                      # gthread against nosetrack's worker, 32 clients
-    python -m bench.frontends --clients 1,32 --seconds 10 --repeat 3
+    python -m bench.frontends --out bench/results          # every candidate, 32 keep-alive clients
+    python -m bench.frontends --candidates nosetrack,granian-asgi --seconds 10 --repeat 3
 
-The app reads a 105 kB raw JPEG body (or, with --route /image-bin, a multipart form the way Flask reads
-it) and answers a small JSON, as the issue's front-end table did: what is left is the worker's own cost,
-the HTTP parsing and the kernel's. Each system runs with 2 workers and the threads `nosetrack serve`
-gives them; CPU is the whole process tree's, over the requests answered.
+Every candidate serves the same application (bench/front_door_apps.py) with 2 workers. The request is a
+110 kB body that is no image: a 415 once the whole body is read, checked, logged and counted, so the whole
+request path but the model. CPU is the server's whole process tree over the requests answered; wrk keeps
+its connections alive. What each candidate can and cannot do (streams, TLS deadlines) is docs/design.md's.
 """
 
 from __future__ import annotations
@@ -18,106 +18,119 @@ import sys
 import tempfile
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+import requests
 
 from bench import stamp
-from bench.loadgen import require_wrk, run_wrk, write_bodies
-from bench.photos import make_photos
+from bench.loadgen import require_wrk, run_wrk
 from bench.procstats import sample_tree
+from nosetrack.config import Settings
 from nosetrack.launcher import ServerProcess
+from nosetrack.server.capacity import capacity
 
-WORKERS = {"gthread": "gthread", "nosetrack": "nosetrack.server.worker.BufferingWorker"}
-THREADS = 36  # nosetrack serve's default: 2 models + 32 waiting + 2 spare
-
-app = Flask(__name__)
-
-
-@app.post("/v1/nose")
-def raw_body():
-    return jsonify({"x": 0.5, "y": 0.5, "bytes": len(request.get_data())})
-
-
-@app.post("/image-bin")
-def form():
-    return jsonify({"x": 0.5, "y": 0.5, "bytes": len(request.files["image"].read())})
-
-
-def start(worker: str, folder: Path) -> ServerProcess:
-    command = [sys.executable, "-m", "gunicorn", "-k", WORKERS[worker], "-w", "2", "--threads", str(THREADS)]
-    command += ["--worker-connections", str(THREADS), "--keep-alive", "0", "bench.frontends:app"]
-
-    def probe(url: str) -> bool:
-        import requests
-
-        return requests.get(url + "/", timeout=2).status_code == 404
-
-    return ServerProcess(
-        lambda port: [*command, "--bind", f"127.0.0.1:{port}"],
-        folder / f"{worker}.out",
-        probe,
-        env={"NOSETRACK_DRAIN_DELAY": "0", "PYTHONPATH": os.pathsep.join([str(stamp.REPOSITORY), *sys.path])},
-    )
+THREADS = str(capacity(Settings()).requests)
+PYTHON = sys.executable
+# The command of each candidate, listening on the port it is given.
+CANDIDATES = {
+    "nosetrack serve (uvicorn, httptools, uvloop)": lambda port: [
+        *(str(Path(PYTHON).with_name("nosetrack")), "serve", "--workers", "2", "--port", str(port)),
+        *("--log-file", ""),
+    ],
+    "uvicorn + a2wsgi's WSGIMiddleware": lambda port: [
+        *(PYTHON, "-m", "uvicorn", "--factory", "bench.front_door_apps:a2wsgi_app", "--workers", "2"),
+        *("--loop", "uvloop", "--http", "httptools", "--port", str(port), "--no-access-log"),
+    ],
+    "Granian ASGI": lambda port: [
+        *(PYTHON, "-m", "granian", "--interface", "asgi", "--factory", "--workers", "2"),
+        *("--port", str(port), "--no-access-log", "bench.front_door_apps:front_door"),
+    ],
+    "Granian WSGI (no streams)": lambda port: [
+        *(PYTHON, "-m", "granian", "--interface", "wsgi", "--factory", "--workers", "2"),
+        *("--blocking-threads", THREADS, "--port", str(port), "bench.front_door_apps:flask_app"),
+    ],
+    "Hypercorn (uvloop)": lambda port: [
+        *(PYTHON, "-m", "hypercorn", "-w", "2", "-k", "uvloop", "--bind", f"127.0.0.1:{port}"),
+        "bench.front_door_apps:front_door()",
+    ],
+    "gunicorn gthread (WSGI, no streams)": lambda port: [
+        *(PYTHON, "-m", "gunicorn", "-k", "gthread", "-w", "2", "--threads", THREADS),
+        *("--bind", f"127.0.0.1:{port}", "bench.front_door_apps:flask_app()"),
+    ],
+}
 
 
-def cpu_per_request(worker: str, folder: Path, args: argparse.Namespace, bodies: tuple) -> dict:
-    content_type, paths = bodies
-    route, clients, seconds = args.route, [int(c) for c in args.clients.split(",")], args.seconds
-    server = start(worker, folder)
+def start(name: str, folder: Path) -> ServerProcess:
+    def ready(url: str) -> bool:
+        return requests.get(url + "/readyz", timeout=2).status_code == 200
+
+    # Metrics shared by the workers through files, as `nosetrack serve` keeps them, for every candidate.
+    metrics = tempfile.mkdtemp(prefix="metrics-", dir=folder)
+    env = {
+        "NOSETRACK_LOG_FILE": "",
+        "PROMETHEUS_MULTIPROC_DIR": metrics,
+        "PYTHONPATH": os.pathsep.join([str(stamp.REPOSITORY), *sys.path]),
+    }
+    safe = "".join(c if c.isalnum() else "-" for c in name)
+    return ServerProcess(CANDIDATES[name], folder / f"{safe}.out", ready, env=env)
+
+
+def cpu_per_request(name: str, folder: Path, body: Path, clients: int, seconds: float) -> dict:
+    server = start(name, folder)
     try:
-        run_wrk(server.url + route, 8, 2, content_type, paths)
-        result = {}
-        for count in clients:
-            before = {s.pid: s.cpu_seconds for s in sample_tree(server.process.pid)}
-            run = run_wrk(server.url + route, count, seconds, content_type, paths)
-            after = sample_tree(server.process.pid)
-            cpu = sum(s.cpu_seconds - before.get(s.pid, 0.0) for s in after)
-            result[count] = {
-                "cpu_ms": cpu * 1000 / max(1, run["requests"]),
-                "p50_ms": run["latency_us"]["p50"] / 1000,
-                "errors": sum(run["errors"].values()),
-            }
+        url = server.url + "/v1/nose"
+        run_wrk(url, 8, 2, "image/jpeg", [body])  # warm up
+        before = {s.pid: s.cpu_seconds for s in sample_tree(server.process.pid)}
+        run = run_wrk(url, clients, seconds, "image/jpeg", [body])
+        after = sample_tree(server.process.pid)
     finally:
         server.stop()
-    return result
+    cpu = sum(s.cpu_seconds - before.get(s.pid, 0.0) for s in after)
+    return {
+        "cpu_ms": cpu * 1000 / max(1, run["requests"]),
+        "requests_per_s": run["requests"] / seconds,
+        "p50_ms": run["latency_us"]["p50"] / 1000,
+        "p99_ms": run["latency_us"]["p99"] / 1000,
+        # wrk counts every non-2xx answer as an error: only the 415s asked for are expected.
+        "errors": sum(count for kind, count in run["errors"].items() if kind != "status"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--route", default="/v1/nose", choices=("/v1/nose", "/image-bin"))
-    parser.add_argument("--clients", default="32")
+    parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--workers", default=",".join(WORKERS))
+    parser.add_argument("--candidates", help="comma-separated prefixes of the candidates' names")
     parser.add_argument("--out", type=Path, help="write frontends.md and frontends.json here")
     args = parser.parse_args()
     require_wrk()
-    clients = [int(c) for c in args.clients.split(",")]
+    names = list(CANDIDATES)
+    if args.candidates:
+        prefixes = [p.strip().lower() for p in args.candidates.split(",")]
+        names = [n for n in names if any(n.lower().startswith(p) for p in prefixes)]
     machine = stamp.machine()
-    runs: dict[str, list[dict]] = {worker: [] for worker in args.workers.split(",")}
+    runs: dict[str, list[dict]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="nosetrack-frontends-") as folder:
-        photos = make_photos(Path(folder) / "photos")["640x480"]
-        route = "/image-bin" if args.route == "/image-bin" else "/image-64"
-        content_type, paths = write_bodies(route, photos, Path(folder) / "bodies")
-        if args.route == "/v1/nose":
-            content_type, paths = "image/jpeg", photos
-        for _ in range(args.repeat):
-            for worker in runs:
-                runs[worker].append(cpu_per_request(worker, Path(folder), args, (content_type, paths)))
+        body = Path(folder) / "not-an-image.bin"
+        body.write_bytes(os.urandom(110 * 1024))
+        for _ in range(args.repeat):  # interleaved, so a noisy minute touches every candidate alike
+            for name in names:
+                runs[name].append(cpu_per_request(name, Path(folder), body, args.clients, args.seconds))
     stamp.finish(machine)
     lines = [
-        f"# Front ends with a stand-in app, {args.route} (a 640x480 JPEG)",
+        f"# Front doors: nosetrack's app on each server, {args.clients} keep-alive clients, no model",
         "",
         f"{stamp.describe(machine)}; medians of {args.repeat} runs of {args.seconds:g} s.",
         "",
-        "| worker | clients | CPU ms per request | p50 ms | errors |",
-        "|---|---:|---:|---:|---:|",
+        "| server | CPU ms per request | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for worker, results in runs.items():
-        for count in clients:
-            cpu = statistics.median(r[count]["cpu_ms"] for r in results)
-            p50 = statistics.median(r[count]["p50_ms"] for r in results)
-            errors = sum(r[count]["errors"] for r in results)
-            lines.append(f"| {worker} | {count} | {cpu:.3f} | {p50:.2f} | {errors} |")
+    for name, results in runs.items():
+        median = {key: statistics.median(r[key] for r in results) for key in results[0] if key != "errors"}
+        errors = sum(r["errors"] for r in results)
+        lines.append(
+            f"| {name} | {median['cpu_ms']:.3f} | {median['requests_per_s']:.0f} | {median['p50_ms']:.2f} "
+            f"| {median['p99_ms']:.2f} | {errors} |"
+        )
     stamp.publish(args.out, "frontends", lines, {"machine": machine, "runs": runs})
 
 

@@ -48,6 +48,11 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default INFO)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body (default 20 MiB)")
+    serve.add_argument(
+        "--max-buffered-bytes",
+        type=int,
+        help="bytes all bodies being received by one worker may hold together; beyond, 503 (default 256 MiB)",
+    )
     serve.add_argument("--max-image-pixels", type=int, help="largest image, width x height (default 40 M)")
     serve.add_argument(
         "--decode-min-side", type=int, help="decode JPEGs at 1/2..1/8 size down to this long side (0: off)"
@@ -56,6 +61,9 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--timeout", type=int, help="seconds a worker may spend on one request")
     serve.add_argument("--max-queue", type=int, help="predictions per worker that may wait for a model")
     serve.add_argument("--body-timeout", type=float, help="seconds to receive a whole request before 408")
+    serve.add_argument(
+        "--keep-alive", type=float, help="seconds an idle kept-alive connection stays open (default 5)"
+    )
     serve.add_argument(
         "--drain-delay", type=float, help="seconds to keep serving after SIGTERM while /readyz says 503"
     )

@@ -41,6 +41,8 @@ class Settings:
     max_queue: int = 32
     # Seconds a client has from its connection to the end of its request; a slower one gets 408.
     body_timeout: float = 10.0
+    # Seconds a kept-alive connection may stay idle between requests before the server closes it.
+    keep_alive: float = 5.0
     # Seconds the server keeps serving after SIGTERM with /readyz at 503, so load balancers stop sending new
     # requests before the listener closes.
     drain_delay: float = 5.0

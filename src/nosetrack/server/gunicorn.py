@@ -18,8 +18,6 @@ from .capacity import capacity
 from .dashboard.recent import RecentFrames
 from .worker import FrontDoorWorker
 
-KEEP_ALIVE_SECONDS = 5
-
 
 class CannotListen(OSError):
     """The address to serve on is taken or not ours to take; the message says which, in one sentence."""
@@ -85,8 +83,6 @@ class NosetrackServer(BaseApplication):
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
             "worker_class": FrontDoorWorker,
-            # Idle seconds before a kept-alive connection is closed (uvicorn's timeout_keep_alive).
-            "keepalive": KEEP_ALIVE_SECONDS,
             "timeout": s.timeout,
             # The drain delay, then up to --timeout for what was accepted; then the arbiter kills.
             "graceful_timeout": math.ceil(s.drain_delay) + s.timeout,

@@ -25,6 +25,9 @@ from .errors import error_json
 logger = logging.getLogger(LOGGER_NAME)
 
 MAX_HEAD_BYTES = 64 * 1024
+# After a refusal, how long what the client still sends is read and dropped before the connection closes:
+# closing with unread bytes makes the kernel send a reset, which can destroy the answer before it is read.
+LINGER_SECONDS = 2.0
 # How long a stream that is closing waits for the client's own close frame.
 WEBSOCKET_CLOSE_WAIT_SECONDS = 1.0
 # The kernel's send buffer of a stream's socket (Linux doubles it for its bookkeeping), fixed rather than
@@ -78,6 +81,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_too_large = False
         self._stopping = False
+        self._lingering = False
         # A connection that never sends a whole request is closed (answered 408) at its deadline.
         self._deadline = self.loop.call_later(self.request_seconds, self._expire)
 
@@ -86,6 +90,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # refused already: what still comes is dropped
         counted = self._in_head
         super().data_received(data)
         if counted and self._in_head and not self.transport.is_closing():
@@ -100,10 +106,19 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._answer_and_close(answer)
 
     def _answer_and_close(self, answer: bytes | None) -> None:
+        """Send `answer` (if any), then end the connection without a reset: half-close, drop what the client
+        still sends for LINGER_SECONDS, close. (TLS cannot half-close: it closes at once.)"""
         if answer is not None:
             self.transport.write(answer)
             logger.info("- - %s from %s", answer.split(b"\r\n", 1)[0][9:].decode(), self.client)
-        self.transport.close()
+        self._deadline.cancel()
+        if self._lingering or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._lingering = True
+        self.transport.write_eof()
+        self.flow.resume_reading()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     # Parser callbacks: the head's size, and the deadline armed from a request's first byte to its last.
     def on_message_begin(self) -> None:

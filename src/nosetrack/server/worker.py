@@ -22,6 +22,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, ClassVar
 
+import uvloop
 from gunicorn.arbiter import Arbiter
 from uvicorn import Server
 from uvicorn_worker import UvicornWorker
@@ -91,11 +92,23 @@ class DrainingServer(Server):
         )
 
 
+class HandshakeDeadlineLoop(uvloop.Loop):
+    """uvloop's loop, whose TLS servers give a client `handshake_seconds` to finish its handshake (asyncio's
+    default is 60 s, and uvicorn sets none): a stalled handshake costs a socket only until the request
+    deadline, as a stalled request does."""
+
+    handshake_seconds = 10.0
+
+    async def create_server(self, *args, **kwargs):  # type: ignore[override]
+        if kwargs.get("ssl") is not None:
+            kwargs.setdefault("ssl_handshake_timeout", self.handshake_seconds)
+        return await super().create_server(*args, **kwargs)
+
+
 class FrontDoorWorker(UvicornWorker):
     """A gunicorn worker running uvicorn with nosetrack's protocols and drain."""
 
     CONFIG_KWARGS: ClassVar[dict] = {
-        "loop": "uvloop",
         "http": DeadlineProtocol,
         "ws": StreamProtocol,
         "lifespan": "on",
@@ -109,7 +122,17 @@ class FrontDoorWorker(UvicornWorker):
         self.config.ws_max_size = 2 * s.max_body_bytes  # beyond the body limit: a 413 in the stream
         self.config.ws_ping_interval = None  # the stream's own idle timeout and send deadline bound it
         self.config.timeout_graceful_shutdown = s.timeout
+        self.config.timeout_keep_alive = s.keep_alive  # type: ignore[assignment]
         self.config.server_header = False
+
+    def run(self) -> None:
+        def new_loop() -> HandshakeDeadlineLoop:
+            loop = HandshakeDeadlineLoop()
+            loop.handshake_seconds = self.settings.body_timeout
+            return loop
+
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(self._serve())
 
     async def _serve(self) -> None:
         front_door = self.wsgi
