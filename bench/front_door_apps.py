@@ -1,8 +1,8 @@
 """The applications bench/frontends.py serves on each candidate server, from the NOSETRACK_* environment.
 
-    front_door      nosetrack's ASGI front door (what `nosetrack serve` and Ray run)
-    a2wsgi_app      the Flask app under a2wsgi's WSGIMiddleware, with no front door (no streams, no budget)
-    flask_app       the Flask app as WSGI, for WSGI servers (no streams)
+front_door      nosetrack's ASGI front door (what `nosetrack serve` and Ray run)
+a2wsgi_app      the Flask app under a2wsgi's WSGIMiddleware, with no front door (no streams, no budget)
+flask_app       the Flask app as WSGI, for WSGI servers (no streams)
 """
 
 from __future__ import annotations

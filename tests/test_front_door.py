@@ -21,7 +21,9 @@ BUDGET_BYTES = 150_000
 BODY_TIMEOUT = 2
 KEEP_ALIVE = 1
 REFUSED_WITHIN = 2.0  # a bound on waiting for a refusal, never a speed to assert
-CHUNKED = b"POST /v1/nose HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+CHUNKED = (
+    b"POST /v1/nose HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
 
 
 @pytest.fixture(scope="module")

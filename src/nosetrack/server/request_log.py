@@ -13,7 +13,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..logs import LOGGER_NAME
-from .state import server_state
+from .state import ServerState, server_state
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -33,8 +33,18 @@ def start_request() -> None:
         logger.debug("%s %s arrived request_id=%s", request.method, request.path, g.request_id)
 
 
-def log_answer(method: str, path: str, status: int, seconds: float, identity: str) -> None:
-    """The one log line of an answered request (HTTP routes and WebSocket handshakes alike)."""
+def record_answer(
+    state: ServerState,
+    call: tuple[str, str, str],
+    status: int,
+    seconds: float,
+    identity: str,
+    error_code: str | None = None,
+) -> None:
+    """One answered request, whatever carried it (an HTTP route, a gRPC call, a WebSocket handshake): its
+    metrics and its log line. `call`: (method, path, the route it is counted under)."""
+    method, path, route = call
+    state.metrics.observe_request(route, status, seconds, error_code)
     logger.info("%s %s %d %.2f ms request_id=%s", method, path, status, seconds * 1000.0, identity)
 
 
@@ -60,8 +70,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def finish_request(response: Response) -> Response:
         seconds = time.perf_counter() - g.started
-        route = route_label(app)
-        server_state(app).metrics.observe_request(route, response.status_code, seconds, g.get("error_code"))
+        call = (request.method, request.path, route_label(app))
+        record_answer(
+            server_state(app), call, response.status_code, seconds, g.request_id, g.get("error_code")
+        )
         response.headers["X-Request-ID"] = g.request_id
-        log_answer(request.method, request.path, response.status_code, seconds, g.request_id)
         return response

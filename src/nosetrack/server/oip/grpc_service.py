@@ -206,8 +206,8 @@ class Call:
             failure = ApiError(500, "internal_error", "The server failed; the log holds the details.")
         status = failure.status if failure else 200
         seconds = time.perf_counter() - started
-        self.state.metrics.observe_request(self.route, status, seconds, failure and failure.code)
-        logger.info("gRPC %s %d %.2f ms request_id=%s", self.route, status, seconds * 1000.0, request_id)
+        call = ("gRPC", self.route, self.route)
+        request_log.record_answer(self.state, call, status, seconds, request_id, failure and failure.code)
         if failure:
             code = STATUS_CODES.get(failure.status, grpc.StatusCode.INVALID_ARGUMENT)
             context.abort(code, failure.message)

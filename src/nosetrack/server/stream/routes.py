@@ -19,7 +19,7 @@ from ..auth import has_known_key, unauthorized
 from ..cors import same_or_allowed_origin
 from ..errors import ApiError, nosetrack_error
 from ..metrics import STREAM_ROUTE
-from ..request_log import log_answer, request_id
+from ..request_log import record_answer, request_id
 from ..state import ServerState
 from .channel import Channel
 from .session import StreamSession
@@ -117,6 +117,5 @@ async def _refuse(state, scope, send, started: float, identity: str, error: ApiE
 
 
 def _observe(state, scope, status: int, started: float, identity: str, code: str | None = None) -> None:
-    seconds = time.perf_counter() - started
-    state.metrics.observe_request(STREAM_ROUTE, status, seconds, code)
-    log_answer("GET", scope["path"], status, seconds, identity)
+    call = ("GET", scope["path"], STREAM_ROUTE)
+    record_answer(state, call, status, time.perf_counter() - started, identity, code)
