@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import ssl
 import statistics
 import threading
 import time
@@ -45,15 +46,20 @@ class Background:
 class SlowClients(Background):
     """`count` trickling connections to 127.0.0.1:`port`, from one thread, until `stop` is called."""
 
-    def __init__(self, port: int, count: int, seconds_per_byte: float = 4.0) -> None:
+    def __init__(
+        self, port: int, count: int, seconds_per_byte: float = 4.0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """`tls`: each connection finishes a TLS handshake first."""
         super().__init__()
-        self.port, self.count, self.seconds_per_byte = port, count, seconds_per_byte
+        self.port, self.count, self.seconds_per_byte, self.tls = port, count, seconds_per_byte, tls
         self.answers: Counter[str] = Counter()  # status line (or what happened instead) -> count
         self.seconds_to_answer: list[float] = []  # from connecting to the server's answer
 
     def _connect(self, selector: selectors.BaseSelector, offset: float) -> None:
         try:
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            if self.tls:
+                sock = self.tls.wrap_socket(sock, server_hostname="127.0.0.1")
             sock.sendall(HEAD)
         except OSError as error:
             self.answers[type(error).__name__] += 1
@@ -82,6 +88,8 @@ class SlowClients(Background):
         sock = key.fileobj
         try:
             answer = sock.recv(4096)
+        except ssl.SSLWantReadError:
+            return  # a TLS session ticket, not an answer
         except OSError as error:
             answer, outcome = b"", type(error).__name__
         else:
@@ -97,9 +105,10 @@ class SlowClients(Background):
 class Probes(Background):
     """GET /healthz and POST `image` to /v1/nose every `interval` seconds, each on a fresh connection."""
 
-    def __init__(self, url: str, image: bytes, interval: float = 1.0) -> None:
+    def __init__(self, url: str, image: bytes, interval: float = 1.0, verify: str | bool = True) -> None:
+        """`verify`: the CA file of an https `url` (as requests takes it)."""
         super().__init__()
-        self.url, self.image, self.interval = url, image, interval
+        self.url, self.image, self.interval, self.verify = url, image, interval, verify
         self.samples: list[tuple[float, str, float]] = []  # (when, "healthz" or "predict", ms or inf)
 
     def _timed(self, kind: str, call) -> None:
@@ -114,10 +123,14 @@ class Probes(Background):
     def _run(self) -> None:
         headers = {"Content-Type": "image/jpeg", "Connection": "close"}
         while not self._stop.wait(self.interval):
-            self._timed("healthz", lambda: requests.get(self.url + "/healthz", timeout=10))
+            self._timed(
+                "healthz", lambda: requests.get(self.url + "/healthz", timeout=10, verify=self.verify)
+            )
             self._timed(
                 "predict",
-                lambda: requests.post(self.url + "/v1/nose", data=self.image, headers=headers, timeout=30),
+                lambda: requests.post(
+                    self.url + "/v1/nose", data=self.image, headers=headers, timeout=30, verify=self.verify
+                ),
             )
 
     def summary(self, kind: str, since: float, until: float) -> dict:
