@@ -151,7 +151,7 @@ class StreamSession:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         frame = await self._next_frame()
-        while frame is not None:
+        while frame is not None and not self._state.stopping.is_set():
             timestamp = (
                 frame.timestamp if frame.timestamp is not None else frame.received_at - self._opened_at
             )
