@@ -43,7 +43,8 @@ BUILTIN_MODELS: dict[str, tuple[str, NoseTrackerOptions]] = {
         "The faces facemesh finds, the nose from dlib's 68-point shape predictor (point 30, where 300-W's "
         "annotators put the tip): closer to human annotations. Needs pip install 'nosetrack[dlib]'. "
         "NOT FOR COMMERCIAL USE: trained on iBUG 300-W, whose licence excludes it.",
-        NoseTrackerOptions(views=PHOTO_VIEWS),
+        # The mesh only places the predictor's box: second FaceMesh passes change no figure, and cost.
+        NoseTrackerOptions(views=PHOTO_VIEWS, refinements=0),
     ),
 }
 
