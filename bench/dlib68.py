@@ -145,8 +145,8 @@ def publish(out: Path | None, machine: dict, rows: dict, sequences: int) -> None
         "# The default model and dlib68 side by side (`python -m bench.dlib68`)",
         "",
         f"{stamp.describe(machine)}. CPU: the thread's time, median of {ROUNDS} rounds of {IMAGES_PER_ROUND} "
-        f"640x480 photos, the models taking turns (decode included); tracked frames: {sequences} moving 640x480 sequences of "
-        "`bench.tracking` (decode excluded).",
+        f"640x480 photos, the models taking turns (decode included); tracked frames: {sequences} moving "
+        "640x480 sequences of `bench.tracking` (decode excluded).",
         "",
         "| model | faces found | median | p90 | within 5% | unseen 300-W faces: found | median | p90 "
         "| within 5% | group photos: faces | no-face photos | CPU ms / 640x480 photo "
