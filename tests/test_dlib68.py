@@ -18,6 +18,7 @@ from nosetrack.config import Settings
 from nosetrack.evaluation import evaluate, model_predictor
 from nosetrack.models import BUILTIN_MODELS, DEFAULT_MODEL, ModelSpecError, load_model
 from nosetrack.models import dlib68 as dlib68_module
+from nosetrack.models.calibration import NoseCalibration
 from nosetrack.pool import ModelPool
 from nosetrack.server.app import create_app
 from nosetrack.tracking import Tracker
@@ -75,9 +76,36 @@ def test_without_the_extra_the_cli_says_it_in_one_sentence(monkeypatch, capsys):
     )
 
 
-def test_a_calibration_is_refused_for_dlib68():
-    with pytest.raises(ModelSpecError, match="use --calibration with the facemesh models"):
-        load_model("dlib68", calibration="nose.toml")
+def test_a_facemesh_calibration_is_refused_by_dlib68_and_back(tmp_path):
+    facemesh_fit, dlib68_fit = tmp_path / "facemesh.toml", tmp_path / "dlib68.toml"
+    NoseCalibration().save(facemesh_fit)
+    NoseCalibration(landmarks=(33, 29), points="dlib68").save(dlib68_fit)
+    if HAS_EXTRA:
+        with pytest.raises(
+            ModelSpecError, match="fit one for dlib68 with nosetrack calibrate DATA_DIR --model"
+        ):
+            load_model("dlib68", calibration=facemesh_fit)
+    with pytest.raises(ModelSpecError, match="was fitted on dlib68's points: use it with --model dlib68"):
+        load_model("facemesh", calibration=dlib68_fit)
+
+
+@needs_dlib
+def test_a_dlib68_calibration_moves_the_predictors_nose(dlib68, lenna):
+    down = NoseCalibration(offset=(0.0, 0.1), landmarks=(33, 29), weights=(0.0, 0.0), points="dlib68")
+    calibrated = dlib68_module.Dlib68Model(BUILTIN_MODELS["dlib68"][1], calibration=down)
+    (face,), (moved,) = dlib68.predict(lenna).faces, calibrated.predict(lenna).faces
+    reading = dlib68.read_faces(lenna)[0].reading
+    left, right = reading.eye_centres()
+    assert moved.nose_y - face.nose_y == pytest.approx(0.1 * np.hypot(*(right - left)), rel=0.05)
+
+
+@needs_dlib
+@pytest.mark.slow
+def test_nosetrack_calibrate_fits_dlib68s_points(shared_data, tmp_path, capsys):
+    output = tmp_path / "dlib68.toml"
+    assert main(["calibrate", str(shared_data), "--model", "dlib68", "-o", str(output)]) == 0
+    assert "dlib68's point 30" in capsys.readouterr().out
+    assert NoseCalibration.load(output).points == "dlib68"
 
 
 def test_the_box_map_is_the_committed_fit():

@@ -77,6 +77,11 @@ def load_model(
             return load_dlib68(options, engine_threads, calibration)
         if isinstance(calibration, (str, Path)):
             calibration = NoseCalibration.load(calibration)
+        if calibration is not None and calibration.points != "facemesh":
+            raise ModelSpecError(
+                f"{calibration.source or 'This calibration'} was fitted on dlib68's points: use it with "
+                "--model dlib68, or fit one for FaceMesh with nosetrack calibrate DATA_DIR."
+            )
         return NoseTracker(options, engine_threads, name, calibration or MESH_NOSE_TIP)
     if calibration is not None or min_face is not None:
         raise ModelSpecError(
@@ -94,23 +99,19 @@ def load_dlib68(
     options: NoseTrackerOptions, engine_threads: int, calibration: str | Path | NoseCalibration | None
 ) -> Model:
     """The opt-in dlib68 model; ModelSpecError with the pip command when the dlib extra is missing."""
-    if calibration is not None:
-        raise ModelSpecError(
-            "A calibration moves FaceMesh's nose; dlib68 already puts it where 300-W's annotators do: "
-            "use --calibration with the facemesh models."
-        )
     from .dlib68 import Dlib68Model
 
-    return Dlib68Model(options, engine_threads)
+    if isinstance(calibration, (str, Path)):
+        calibration = NoseCalibration.load(calibration)
+    return Dlib68Model(options, engine_threads, calibration=calibration)
 
 
 def load_served_model(
     source: str, calibration: str | None = None, min_face: float | None = None, engine_threads: int = 1
 ) -> Model:
     """One of the models a server serves: `calibration` and `min_face` (the server's --calibration and
-    --min-face) go to the built-in FaceMesh models among them; a user's model keeps its own nose."""
-    if source == DLIB68:  # its nose is already 300-W's: a calibration of FaceMesh's does not apply
-        return load_model(source, engine_threads, None, min_face)
+    --min-face) go to the built-in models among them (a calibration fitted on another model's landmarks
+    is refused); a user's model keeps its own nose."""
     if source in BUILTIN_MODELS:
         return load_model(source, engine_threads, calibration, min_face)
     return load_model(source, engine_threads)

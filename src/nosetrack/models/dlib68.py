@@ -22,11 +22,12 @@ import logging
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 
 from .base import Face, ImageInput, ModelInfo, Prediction, bgr_pixels, prominence
+from .calibration import NoseCalibration
 from .face_mesh_reading import MeshReading
 from .facemesh import NOSE_TIP
 from .geometry import RotatedCrop
@@ -152,6 +153,27 @@ class ShapePredictor:
         return np.array([(part.x, part.y) for part in shape.parts()], dtype=float)
 
 
+@dataclass(frozen=True)
+class Dlib68Reading:
+    """The predictor's 68 points (x, y) on one face, in image pixels: what a dlib68 calibration reads."""
+
+    points: np.ndarray
+    mirrored: None = None
+    point_set: ClassVar[str] = "dlib68"
+    nose_index: ClassVar[int] = NOSE_POINT
+
+    def midline(self, indices: int | list[int] | tuple[int, ...]) -> np.ndarray:
+        return self.points[indices]
+
+    def eye_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        left, right = self.points[IMAGE_LEFT_EYE_POINTS], self.points[IMAGE_RIGHT_EYE_POINTS]
+        return left.mean(axis=0), right.mean(axis=0)
+
+    def roll(self) -> float:
+        left, right = self.eye_centres()
+        return float(np.arctan2(*(right - left)[::-1]))
+
+
 def agrees(points: np.ndarray, reading: MeshReading) -> bool:
     """Whether the predictor's nose and eyes lie where the mesh's are, within `MAX_DISAGREEMENT`."""
     left, right = reading.eye_centres()
@@ -175,7 +197,21 @@ def weights_version() -> str:
 class Dlib68Model:
     """nosetrack's faces, dlib's nose; one thread at a time (see the module's docstring)."""
 
-    def __init__(self, options: NoseTrackerOptions, engine_threads: int = 1, name: str = "dlib68") -> None:
+    points = "dlib68"  # the landmarks a calibration of this model reads
+
+    def __init__(
+        self,
+        options: NoseTrackerOptions,
+        engine_threads: int = 1,
+        name: str = "dlib68",
+        calibration: NoseCalibration | None = None,
+    ) -> None:
+        if calibration is not None and calibration.points != self.points:
+            raise ModelSpecError(
+                f"{calibration.source or 'This calibration'} was fitted on FaceMesh's landmarks, for the "
+                "facemesh models: fit one for dlib68 with nosetrack calibrate DATA_DIR --model dlib68."
+            )
+        self.calibration = calibration
         self.shape_predictor = ShapePredictor()
         # The default's detector and one FaceMesh pass per face; the mirrored pass only for a fallback.
         self.faces = NoseTracker(replace(options, mirror=False), engine_threads, name)
@@ -193,29 +229,43 @@ class Dlib68Model:
                 "detector": options.detector.file_name,
                 "min_face": options.views.min_face,
                 "quarter_turns": options.quarter_turns,
-                "nose": {"dlib68_point": NOSE_POINT, "fallback": "facemesh landmark 4"},
+                "nose": {"dlib68_point": NOSE_POINT, "fallback": "facemesh landmark 4"}
+                | ({"calibration": calibration.describe()} if calibration else {}),
                 "box_map": self.box_map.fitted_on,
                 "licence": LICENCE,
             },
         )
         print_licence_once()
 
-    def _nose_on(self, image: np.ndarray, reading: MeshReading) -> np.ndarray | None:
-        """The predictor's nose on the face this mesh reads, or None where it cannot place it."""
-        points = self.shape_predictor.points(image, self.box_map.box(reading.points, reading.roll()))
-        return points[NOSE_POINT] if agrees(points, reading) else None
+    def _reading(self, image: np.ndarray, mesh: MeshReading) -> Dlib68Reading | None:
+        """The predictor's points on the face this mesh reads, or None where it cannot place them."""
+        points = self.shape_predictor.points(image, self.box_map.box(mesh.points, mesh.roll()))
+        return Dlib68Reading(points) if agrees(points, mesh) else None
 
-    def _with_nose(self, image: np.ndarray, item: FaceReading) -> Face:
-        nose = self._nose_on(image, item.reading)
-        if nose is None:  # the default model's nose, from the mesh and its mirrored crop
-            return replace(self.faces.second_opinion(image, item).face, nose_source="facemesh")
-        return replace(item.face, nose_x=float(nose[0]), nose_y=float(nose[1]), nose_source="dlib68")
+    def _nose(self, reading: Dlib68Reading) -> np.ndarray:
+        return self.calibration(reading) if self.calibration else reading.points[NOSE_POINT]
+
+    def _placed(self, face: Face, reading: Dlib68Reading) -> Face:
+        nose = self._nose(reading)
+        return replace(face, nose_x=float(nose[0]), nose_y=float(nose[1]), nose_source="dlib68")
+
+    def read_faces(self, image: np.ndarray) -> list[FaceReading]:
+        """Every face, the most prominent first: the predictor's reading, or where it could not place the
+        face, the default model's (its mesh, with the mirrored crop's opinion)."""
+        read = []
+        for item in self.faces.read_faces(image):
+            reading = self._reading(image, item.reading)
+            if reading is None:
+                fallback = self.faces.second_opinion(image, item)
+                read.append(replace(fallback, face=replace(fallback.face, nose_source="facemesh")))
+            else:
+                read.append(replace(item, reading=reading, face=self._placed(item.face, reading)))
+        return sorted(read, key=lambda item: prominence(item.face), reverse=True)
 
     def predict(self, image: ImageInput) -> Prediction:
         image = bgr_pixels(image)
         height, width = image.shape[:2]
-        faces = [self._with_nose(image, item) for item in self.faces.read_faces(image)]
-        return Prediction(width, height, sorted(faces, key=prominence, reverse=True))
+        return Prediction(width, height, [item.face for item in self.read_faces(image)])
 
     # The video tracker's steps (nosetrack.tracking): the default's crops and one FaceMesh pass per face,
     # then the predictor's nose on it.
@@ -228,12 +278,10 @@ class Dlib68Model:
         meshed = self.faces.meshed_face(reading, presence)
         if presence < MIN_MESH_SCORE:
             return meshed  # no face there: the tracker drops it, no need to place a nose
-        nose = self._nose_on(image, reading)
-        if nose is None:
-            face = replace(meshed.face, nose_source="facemesh")
-        else:
-            face = replace(meshed.face, nose_x=float(nose[0]), nose_y=float(nose[1]), nose_source="dlib68")
-        return replace(meshed, face=face)
+        placed = self._reading(image, reading)
+        if placed is None:
+            return replace(meshed, face=replace(meshed.face, nose_source="facemesh"))
+        return replace(meshed, face=self._placed(meshed.face, placed))
 
 
 def print_licence_once() -> None:
@@ -242,8 +290,3 @@ def print_licence_once() -> None:
     if not _licence_printed:
         _licence_printed = True
         logger.warning(LICENCE)
-
-
-def describe() -> dict[str, Any]:
-    """What `nosetrack models` says of dlib68 without loading it."""
-    return {"licence": LICENCE, "install": INSTALL_HINT}
