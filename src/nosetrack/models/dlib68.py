@@ -51,9 +51,10 @@ IMAGE_LEFT_EYE_POINTS = slice(36, 42)
 IMAGE_RIGHT_EYE_POINTS = slice(42, 48)
 # Faces turned by less than this from level run on the image as it is; others on a crop levelled on the eyes.
 LEVEL_ENOUGH = float(np.radians(10.0))
-# A levelled crop is this many predicted boxes on a side, and at most this many pixels.
+# A levelled crop is this many predicted boxes on a side, and at most this many pixels (the box then at most
+# 128, within the sizes of HOG's training boxes; a larger crop costs a warp of more pixels, not accuracy).
 CROP_BOXES = 2.0
-MAX_CROP_PIXELS = 512
+MAX_CROP_PIXELS = 256
 # The predictor could not place a face when its nose or eyes lie further than this (in the mesh's
 # inter-ocular distances) from the mesh's: the face then keeps the default model's nose.
 MAX_DISAGREEMENT = 0.35
