@@ -4,6 +4,7 @@ said wherever the model shows. Tests that run dlib skip, with the reason, when t
 
 from __future__ import annotations
 
+import base64
 import csv
 import importlib.util
 import sys
@@ -202,6 +203,11 @@ def test_a_server_serves_it_by_its_short_name_with_the_licence(dlib68, pool, fac
     assert answer["faces"][0]["nose_source"] == "dlib68"
     version = client.get("/version").get_json()
     assert version["models"][1]["licence"] == dlib68_module.LICENCE
+    data = base64.b64encode(face_jpeg).decode()
+    document = {"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1], "data": [data]}]}
+    v2 = client.post("/v2/models/dlib68/infer", json=document).get_json()
+    (nose,) = (output["data"] for output in v2["outputs"] if output["name"] == "NOSE")
+    assert nose == pytest.approx([answer["faces"][0]["x"], answer["faces"][0]["y"]], abs=1e-4)
     dashboard = client.get("/").get_data(as_text=True)
     assert "nosetrack-dlib68:</strong>" in dashboard and "licence excludes commercial use" in dashboard
 
