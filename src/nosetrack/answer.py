@@ -15,14 +15,18 @@ NO_FACE: dict[str, Any] = {"x": None, "y": None, "nose": None, "score": None, "b
 
 
 def face_answer(face: Face, width: int, height: int) -> dict[str, Any]:
-    """One face: its nose normalized (the seed's `x`, `y`) and in pixels, its score and box."""
-    return {
+    """One face: its nose normalized (the seed's `x`, `y`) and in pixels, its score and box; and, from a model
+    that says, which point the nose is (`nose_source`: "dlib68", or "facemesh" where dlib68 fell back)."""
+    answer = {
         "x": face.nose_x / width,
         "y": face.nose_y / height,
         "nose": {"x": face.nose_x, "y": face.nose_y},
         "score": face.score,
         "box": face.box.as_dict() if face.box else None,
     }
+    if face.nose_source is not None:
+        answer["nose_source"] = face.nose_source
+    return answer
 
 
 def prediction_answer(prediction: Prediction) -> dict[str, Any]:
@@ -57,6 +61,7 @@ def prediction_from_answer(answer: dict[str, Any]) -> Prediction:
             face["nose"]["y"],
             face.get("score"),
             Box(**face["box"]) if face.get("box") else None,
+            face.get("nose_source"),
         )
         for face in answer["faces"]
     ]

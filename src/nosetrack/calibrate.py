@@ -1,14 +1,15 @@
 """`nosetrack calibrate`: fit a user's nose point on their own annotated photos, and show it holds.
 
-Every labelled face is read once (FaceMesh's landmarks); the map of `models.calibration` is then fitted k
-times, each time on all folds but one and measured on the one left out, so that the figures printed are those
-of faces the fit did not see. The file written is the fit on every face.
+Every labelled face is read once (FaceMesh's landmarks, or dlib68's 68 points); the map of
+`models.calibration` is then fitted k times, each time on all folds but one and measured on the one left out,
+so that the figures printed are those of faces the fit did not see. The file written is the fit on every face.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,9 +23,12 @@ from .evaluation import (
 )
 from .images import read_image
 from .models.base import Prediction
-from .models.calibration import DEFAULT_LANDMARKS, DEFAULT_STRENGTH, NoseCalibration, fit_calibration
-from .models.face_mesh_reading import MESH_NOSE_TIP, MeshReading, NosePoint
+from .models.calibration import DEFAULT_STRENGTH, POINT_SETS, NoseCalibration, fit_calibration
+from .models.face_mesh_reading import MeshReading, NosePoint
 from .models.nose_tracker import NoseTracker
+
+if TYPE_CHECKING:
+    from .models.dlib68 import Dlib68Model
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,10 @@ class Sample:
     reading: MeshReading
 
 
-def collect_samples(data_dir: Path, model: NoseTracker) -> tuple[list[Sample], int]:
-    """The labelled faces the model finds, with their meshes, and how many faces it missed."""
+def collect_samples(data_dir: Path, model: NoseTracker | Dlib68Model) -> tuple[list[Sample], int]:
+    """The labelled faces the model finds, with their landmarks, and how many it missed. A dlib68 face whose
+    nose fell back to FaceMesh's has no dlib landmarks: it counts as missed (left out)."""
+    points = getattr(model, "points", "facemesh")
     labels = read_labels(data_dir)
     require_images(data_dir, labels, sorted(labels))
     samples, missed = [], 0
@@ -46,7 +52,7 @@ def collect_samples(data_dir: Path, model: NoseTracker) -> tuple[list[Sample], i
         reading_at = {(item.face.nose_x, item.face.nose_y): item.reading for item in read}
         prediction = Prediction(pixels.shape[1], pixels.shape[0], [item.face for item in read])
         for outcome in match_faces(labels[name], prediction):
-            if outcome.found:
+            if outcome.found and reading_at[outcome.predicted].point_set == points:
                 samples.append(Sample(outcome.label, reading_at[outcome.predicted]))
             else:
                 missed += 1
@@ -87,7 +93,8 @@ class CrossValidation:
             f"{folds}-fold cross-validation (each face measured by a fit that did not see it):",
             "                         median     p90   under 5%   median px",
         ]
-        for title, row in (("FaceMesh's own tip", self.before), ("calibrated", self.after)):
+        own = {"facemesh": "FaceMesh's own tip", "dlib68": "dlib68's point 30"}[self.calibration.points]
+        for title, row in ((own, self.before), ("calibrated", self.after)):
             lines.append(
                 f"  {title:<21} {row['median_error']:>7.2%} {row['p90_error']:>7.2%} "
                 f"{row['share_under_5_percent']:>9.1%} {row['median_pixel_error']:>11.1f}"
@@ -103,18 +110,21 @@ class CrossValidation:
 def cross_validate(
     samples: list[Sample],
     folds: int = 5,
-    landmarks: tuple[int, ...] = DEFAULT_LANDMARKS,
+    landmarks: tuple[int, ...] | None = None,
     strength: float = DEFAULT_STRENGTH,
     fitted_on: str = "",
     seed: int = 0,
+    points: str = "facemesh",
 ) -> CrossValidation:
-    """Fit on all folds but one, measure on that one, for each fold; then fit on every face."""
+    """Fit on all folds but one, measure on that one, for each fold; then fit on every face. `points`: whose
+    landmarks the samples hold (FaceMesh's, or dlib68's); `landmarks`: the pulls (that set's default)."""
     if len(samples) < 2 * folds:
         raise ValueError(f"{len(samples)} faces are too few for {folds}-fold cross-validation.")
+    landmarks = landmarks or POINT_SETS[points][1]
 
     def fit(chosen: list[Sample]) -> NoseCalibration:
         noses = np.array([s.label.nose for s in chosen])
-        return fit_calibration([s.reading for s in chosen], noses, landmarks, strength, fitted_on)
+        return fit_calibration([s.reading for s in chosen], noses, landmarks, strength, fitted_on, points)
 
     order = np.random.default_rng(seed).permutation(len(samples))
     after: list[FaceOutcome] = []
@@ -124,5 +134,6 @@ def cross_validate(
         calibration = fit([s for i, s in enumerate(samples) if i not in left_out])
         numbers.append(calibration.numbers)
         after += [outcome(samples[i], calibration) for i in held_out]
-    before = [outcome(s, MESH_NOSE_TIP) for s in samples]
+    own_point = NoseCalibration(landmarks=landmarks, weights=(0.0,) * len(landmarks), points=points)
+    before = [outcome(s, own_point) for s in samples]
     return CrossValidation(figures(before), figures(after), np.array(numbers), fit(samples))

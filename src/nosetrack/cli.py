@@ -461,22 +461,22 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import collect_samples, cross_validate
     from .models import load_model
     from .models.calibration import DEFAULT_STRENGTH
-    from .models.nose_tracker import NoseTracker
 
     try:
         model = load_model(args.model)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    if not isinstance(model, NoseTracker):
-        print("nosetrack calibrate: calibrations are for the built-in FaceMesh models.", file=sys.stderr)
+    if not hasattr(model, "read_faces"):
+        print("nosetrack calibrate: calibrations are for the built-in models.", file=sys.stderr)
         return 2
+    points = getattr(model, "points", "facemesh")
     try:
         samples, missed = collect_samples(args.data_dir, model)
         print(f"faces: {len(samples)} found and used, {missed} missed (left out)")
         fitted_on = f"{args.data_dir.resolve().name}: {len(samples)} faces"
         strength = DEFAULT_STRENGTH if args.strength is None else args.strength
-        result = cross_validate(samples, args.folds, strength=strength, fitted_on=fitted_on)
+        result = cross_validate(samples, args.folds, strength=strength, fitted_on=fitted_on, points=points)
     except ValueError as error:  # an EvaluationError (labels.csv, images), or too few faces
         print(f"nosetrack calibrate: {error}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from .spec import ModelSpecError
 from .spec_model import load_spec_model
 
 DEFAULT_MODEL = "facemesh"
+DLIB68 = "dlib68"
 # The smallest face the photo models look for, as an inter-ocular distance in the image's pixels.
 DEFAULT_MIN_FACE = 40.0
 # Photos larger than a webcam frame are also searched in tiles, down to faces of DEFAULT_MIN_FACE.
@@ -36,6 +37,14 @@ BUILTIN_MODELS: dict[str, tuple[str, NoseTrackerOptions]] = {
         "BlazeFace short range (one face close to a webcam, upright, no tiles unless --min-face) + FaceMesh "
         "nose tip. A little faster.",
         NoseTrackerOptions(detector=SHORT_RANGE, quarter_turns=False),
+    ),
+    # Opt-in, never the default: its weights' licence excludes commercial use (models/dlib68.py).
+    DLIB68: (
+        "The faces facemesh finds, the nose from dlib's 68-point shape predictor (point 30, where 300-W's "
+        "annotators put the tip): closer to human annotations. Needs pip install 'nosetrack[dlib]'. "
+        "NOT FOR COMMERCIAL USE: trained on iBUG 300-W, whose licence excludes it.",
+        # The mesh only places the predictor's box: second FaceMesh passes change no figure, and cost.
+        NoseTrackerOptions(views=PHOTO_VIEWS, refinements=0),
     ),
 }
 
@@ -64,8 +73,15 @@ def load_model(
         options = BUILTIN_MODELS[name][1]
         if min_face is not None:
             options = replace(options, views=replace(options.views, min_face=min_face))
+        if name == DLIB68:
+            return load_dlib68(options, engine_threads, calibration)
         if isinstance(calibration, (str, Path)):
             calibration = NoseCalibration.load(calibration)
+        if calibration is not None and calibration.points != "facemesh":
+            raise ModelSpecError(
+                f"{calibration.source or 'This calibration'} was fitted on dlib68's points: use it with "
+                "--model dlib68, or fit one for FaceMesh with nosetrack calibrate DATA_DIR."
+            )
         return NoseTracker(options, engine_threads, name, calibration or MESH_NOSE_TIP)
     if calibration is not None or min_face is not None:
         raise ModelSpecError(
@@ -79,11 +95,23 @@ def load_model(
     )
 
 
+def load_dlib68(
+    options: NoseTrackerOptions, engine_threads: int, calibration: str | Path | NoseCalibration | None
+) -> Model:
+    """The opt-in dlib68 model; ModelSpecError with the pip command when the dlib extra is missing."""
+    from .dlib68 import Dlib68Model
+
+    if isinstance(calibration, (str, Path)):
+        calibration = NoseCalibration.load(calibration)
+    return Dlib68Model(options, engine_threads, calibration=calibration)
+
+
 def load_served_model(
     source: str, calibration: str | None = None, min_face: float | None = None, engine_threads: int = 1
 ) -> Model:
     """One of the models a server serves: `calibration` and `min_face` (the server's --calibration and
-    --min-face) go to the built-in FaceMesh models among them; a user's model keeps its own nose."""
+    --min-face) go to the built-in models among them (a calibration fitted on another model's landmarks
+    is refused); a user's model keeps its own nose."""
     if source in BUILTIN_MODELS:
         return load_model(source, engine_threads, calibration, min_face)
     return load_model(source, engine_threads)
@@ -119,6 +147,7 @@ def check_unique_names(infos: Iterable[ModelInfo]) -> None:
 __all__ = [
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
+    "DLIB68",
     "Box",
     "Face",
     "Model",

@@ -44,6 +44,8 @@ class Face:
     nose_y: float
     score: float | None = None
     box: Box | None = None
+    # Which point the nose is, when a model says (dlib68: "dlib68", or "facemesh" where it fell back).
+    nose_source: str | None = None
 
 
 @dataclass(frozen=True)

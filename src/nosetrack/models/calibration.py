@@ -1,4 +1,5 @@
-"""A user's nose point: where their annotators put the nose tip, read off FaceMesh's landmarks.
+"""A user's nose point: where their annotators put the nose tip, read off FaceMesh's landmarks (or, for the
+dlib68 model, off dlib's 68 points the same way, with its point 30 as the tip).
 
 Datasets differ in where they put the nose tip. A calibration moves FaceMesh's own tip (landmark 4) to the
 user's point with a small map, in the face's own frame: origin at the mesh's tip, x along the line from the
@@ -21,12 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from .face_mesh_reading import MeshReading
-from .facemesh import NOSE_TIP
 
 # Below the tip (landmark 1) and above it, on the ridge (landmark 5): both on the midline, so both keep their
 # meaning in the mirrored crop's mesh and are averaged over the two opinions.
 DEFAULT_LANDMARKS = (1, 5)
 MESH_LANDMARKS = 468
+# The landmark sets a calibration can be fitted on: how many points, and the default pull landmarks. dlib68's
+# 68 points (models/dlib68.py) have their tip at 30; 33 lies below it (under the nostrils), 29 above it.
+POINT_SETS: dict[str, tuple[int, tuple[int, ...]]] = {
+    "facemesh": (MESH_LANDMARKS, DEFAULT_LANDMARKS),
+    "dlib68": (68, (33, 29)),
+}
 DEFAULT_STRENGTH = 0.001
 
 
@@ -41,7 +47,7 @@ def face_frame(reading: MeshReading) -> tuple[np.ndarray, np.ndarray, float]:
     along = right - left
     unit = float(np.hypot(*along))
     cos, sin = along / unit
-    return reading.midline(NOSE_TIP), np.array([[cos, -sin], [sin, cos]]), unit
+    return reading.midline(reading.nose_index), np.array([[cos, -sin], [sin, cos]]), unit
 
 
 def landmark_offsets(reading: MeshReading, landmarks: tuple[int, ...]) -> np.ndarray:
@@ -65,6 +71,8 @@ class NoseCalibration:
     weights: tuple[float, ...] = (0.0, 0.0)
     # What it was fitted on, for the file, /version and `nosetrack models`.
     fitted_on: str = ""
+    # Whose landmarks: FaceMesh's (the facemesh models) or dlib's 68 (the dlib68 model).
+    points: str = "facemesh"
     source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -74,9 +82,13 @@ class NoseCalibration:
             raise CalibrationError(
                 f"{len(self.landmarks)} landmarks but {len(self.weights)} weights: give one weight each."
             )
-        wrong = [i for i in self.landmarks if not 0 <= i < MESH_LANDMARKS]
+        if self.points not in POINT_SETS:
+            raise CalibrationError(f"points must be one of {', '.join(POINT_SETS)}, not {self.points!r}.")
+        count = POINT_SETS[self.points][0]
+        wrong = [i for i in self.landmarks if not 0 <= i < count]
         if wrong:
-            raise CalibrationError(f"landmarks {wrong} are not FaceMesh's (0 to {MESH_LANDMARKS - 1}).")
+            whose = {"facemesh": "FaceMesh's", "dlib68": "dlib68's"}[self.points]
+            raise CalibrationError(f"landmarks {wrong} are not {whose} (0 to {count - 1}).")
 
     @property
     def numbers(self) -> np.ndarray:
@@ -92,6 +104,7 @@ class NoseCalibration:
         return {
             "file": self.source,
             "fitted_on": self.fitted_on,
+            "points": self.points,
             "offset": list(self.offset),
             "landmarks": list(self.landmarks),
             "weights": list(self.weights),
@@ -101,11 +114,14 @@ class NoseCalibration:
         numbers = ", ".join
         return (
             "# nosetrack nose calibration: written by `nosetrack calibrate`, used by `--calibration`.\n"
-            "# In the face's frame (origin: FaceMesh's nose tip, landmark 4; x from the image-left eye\n"
-            "# toward the image-right eye; y down the face; unit: the mesh's inter-ocular distance)\n"
-            "# the nose is offset + sum of weights[i] * (landmark[i] - tip). All zero: FaceMesh's own tip.\n"
+            "# In the face's frame (origin: the model's nose tip, FaceMesh's landmark 4 or dlib68's\n"
+            "# point 30; x from the image-left eye toward the image-right eye; y down the face; unit: the\n"
+            "# landmarks' inter-ocular distance) the nose is\n"
+            "# offset + sum of weights[i] * (landmark[i] - tip).\n"
+            "# All zero: the model's own tip.\n"
             "[calibration]\n"
             f"fitted_on = {_toml_string(self.fitted_on)}\n"
+            f"points = {_toml_string(self.points)}\n"
             f"offset = [{numbers(f'{v:.6f}' for v in self.offset)}]\n"
             f"landmarks = [{numbers(str(i) for i in self.landmarks)}]\n"
             f"weights = [{numbers(f'{v:.6f}' for v in self.weights)}]\n"
@@ -125,6 +141,7 @@ class NoseCalibration:
                 landmarks=tuple(int(i) for i in table.get("landmarks", DEFAULT_LANDMARKS)),
                 weights=tuple(float(v) for v in table.get("weights", ())),
                 fitted_on=str(table.get("fitted_on", "")),
+                points=str(table.get("points", "facemesh")),
                 source=str(path),
             )
         except OSError as error:
@@ -153,6 +170,7 @@ def fit_calibration(
     landmarks: tuple[int, ...] = DEFAULT_LANDMARKS,
     strength: float = DEFAULT_STRENGTH,
     fitted_on: str = "",
+    points: str = "facemesh",
 ) -> NoseCalibration:
     """The least-squares map from `readings` to the labelled `noses` (n x 2, image pixels), in face units.
 
@@ -173,4 +191,5 @@ def fit_calibration(
         landmarks=tuple(landmarks),
         weights=tuple(float(v) for v in numbers[2:]),
         fitted_on=fitted_on,
+        points=points,
     )

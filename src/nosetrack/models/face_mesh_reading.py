@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -26,6 +26,9 @@ class MeshReading:
 
     points: np.ndarray
     mirrored: np.ndarray | None = None
+    # Which landmarks these are, and which of them is the nose tip (a calibration's origin).
+    point_set: ClassVar[str] = "facemesh"
+    nose_index: ClassVar[int] = NOSE_TIP
 
     def midline(self, indices: int | list[int] | tuple[int, ...]) -> np.ndarray:
         """Midline landmarks, averaged over the two opinions when there are two."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -268,13 +268,35 @@ class NoseTracker:
         margin = self.options.crop_margin
         return [crop_from_detection(detection, margin) for detection in self._detector.detect(image)]
 
-    def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
-        """One FaceMesh pass on `crop` (and, with `mirror`, one on the mirrored crop, averaged)."""
+    def read_on_crop(
+        self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False
+    ) -> tuple[MeshReading, float]:
+        """One FaceMesh pass on `crop` (and, with `mirror`, one on the mirrored crop): the mesh and its
+        presence score."""
         points, presence = self._mesh.landmarks(image, crop)
-        nose = self.nose_point(self._reading(image, crop, points, mirror))
+        return self._reading(image, crop, points, mirror), presence
+
+    def meshed_face(self, reading: MeshReading, presence: float) -> MeshedFace:
+        """The face a mesh gives on a video frame, and the crop it implies for the next frame."""
+        points = reading.points
+        nose = self.nose_point(reading)
         left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
         return MeshedFace(
             Face(float(nose[0]), float(nose[1]), score=presence, box=box_around(points)),
             presence,
             crop_around(points, left_eye, right_eye, self.options.crop_margin),
+        )
+
+    def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
+        """One FaceMesh pass on `crop` (and, with `mirror`, one on the mirrored crop, averaged)."""
+        return self.meshed_face(*self.read_on_crop(image, crop, mirror))
+
+    def second_opinion(self, image: np.ndarray, item: FaceReading) -> FaceReading:
+        """`item` with the mirrored crop's opinion added, when it has none: the default model's reading."""
+        if item.reading.mirrored is not None or item.crop is None:
+            return item
+        reading = self._reading(image, item.crop, item.reading.points, mirror=True)
+        nose = self.nose_point(reading)
+        return replace(
+            item, reading=reading, face=replace(item.face, nose_x=float(nose[0]), nose_y=float(nose[1]))
         )

@@ -48,6 +48,11 @@ OIP_CLIENT_ERROR = json_response("The client's mistake.", {"anyOf": [ref("OipErr
 OIP_OVERLOADED = json_response("Every model is busy and the queue is full.", ref("OipError"), RETRY_AFTER)
 PROTECTED = [{"bearerAuth": []}, {}]  # a key is needed only when the server was started with --api-key
 
+NOSE_SOURCE = {
+    "type": "string",
+    "enum": ["dlib68", "facemesh"],
+    "description": "dlib68 only: the predictor's point 30, or the default's nose where it fell back.",
+}
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -84,6 +89,7 @@ SCHEMAS: dict[str, Any] = {
             "nose": ref("Point"),
             "score": nullable({"type": "number"}),
             "box": nullable(ref("Box")),
+            "nose_source": NOSE_SOURCE,
         },
     },
     "Prediction": {
@@ -96,6 +102,7 @@ SCHEMAS: dict[str, Any] = {
             "nose": nullable(ref("Point")),
             "score": nullable({"type": "number"}),
             "box": nullable(ref("Box")),
+            "nose_source": NOSE_SOURCE,
             "detected": {"type": "boolean"},
             "faces": {"type": "array", "items": ref("Face")},
             "image": {

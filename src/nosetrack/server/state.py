@@ -58,7 +58,7 @@ class ServerState:
         model resolves it here: /v1/nose?model=, /v2/models/{name}, gRPC, the WebSocket."""
         if name is None:
             return self.default_pool
-        pool = self.models.get(name)
+        pool = self.models.get(name) or self.models.get(f"nosetrack-{name}")  # a built-in's short name
         if pool is None:
             served = ", ".join(repr(served) for served in self.models)
             raise ApiError(404, "unknown_model", f"Unknown model {name!r}; this server serves {served}.")
