@@ -12,6 +12,7 @@ from nosetrack.calibrate import Sample, cross_validate
 from nosetrack.cli import main
 from nosetrack.config import Settings
 from nosetrack.evaluation import LabelledFace
+from nosetrack.launcher import free_port
 from nosetrack.models import load_model
 from nosetrack.models.calibration import CalibrationError, NoseCalibration, fit_calibration
 from nosetrack.models.face_mesh_reading import MESH_NOSE_TIP, MeshReading
@@ -90,7 +91,20 @@ def test_a_broken_calibration_file_is_named_with_what_to_fix(tmp_path, text, fra
 
 
 def test_a_missing_calibration_file_stops_the_server_with_one_sentence(tmp_path, capsys):
-    assert main(["serve", "--calibration", str(tmp_path / "absent.toml"), "--log-file", ""]) == 2
+    assert (
+        main(
+            [
+                "serve",
+                "--port",
+                str(free_port()),
+                "--calibration",
+                str(tmp_path / "absent.toml"),
+                "--log-file",
+                "",
+            ]
+        )
+        == 2
+    )
     assert "Cannot read the calibration" in capsys.readouterr().err
 
 

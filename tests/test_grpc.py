@@ -311,7 +311,8 @@ def test_grpc_port_without_grpcio_names_the_extra(tmp_path):
     """grpcio made unimportable, as in an install without the extra."""
     script = (
         "import sys; sys.modules['grpc'] = None; from nosetrack.cli import main; "
-        f"sys.exit(main(['serve', '--log-file', '', '--grpc-port', '{free_port()}']))"
+        f"sys.exit(main(['serve', '--port', '{free_port()}', '--log-file', '', "
+        f"'--grpc-port', '{free_port()}']))"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2
