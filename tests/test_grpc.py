@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from tritonclient.grpc import model_config_pb2, service_pb2
 from tritonclient.utils import InferenceServerException
 
 from nosetrack.launcher import free_port
+from nosetrack.logs import LOGGER_NAME
 from nosetrack.server.oip import inference_pb2 as pb
 from nosetrack.server.oip.grpc_service import RPCS, SERVICE, start_grpc_server
 from nosetrack.server.state import server_state
@@ -428,3 +430,11 @@ def test_a_call_in_flight_at_sigterm_gets_its_answer(tmp_path, astronaut_bgr):
         assert server.process.wait(timeout=120) == 0
     finally:
         server.stop()
+
+
+def test_the_grpc_server_logs_the_address_it_listens_at(served, caplog):
+    port = free_port()
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        server = start_grpc_server(served.state, "127.0.0.1", port, threads=1)
+    server.stop(grace=None)
+    assert f"gRPC listening at: 127.0.0.1:{port}" in caplog.text

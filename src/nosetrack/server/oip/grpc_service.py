@@ -12,6 +12,7 @@ grpcio is an optional dependency (`pip install 'nosetrack[grpc]'`); only this mo
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -245,6 +246,8 @@ def start_grpc_server(state: ServerState, host: str, port: int, threads: int) ->
             ("grpc.max_receive_message_length", state.settings.max_body_bytes),
         ),
     )
-    server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    server.add_insecure_port(address)
     server.start()
+    logger.info("gRPC listening at: %s (Open Inference Protocol, pid %d)", address, os.getpid())
     return server
