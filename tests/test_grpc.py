@@ -24,6 +24,7 @@ from tritonclient.utils import InferenceServerException
 
 from nosetrack.launcher import free_port
 from nosetrack.logs import LOGGER_NAME
+from nosetrack.models.nose_tracker import weights_source
 from nosetrack.server.oip import inference_pb2 as pb
 from nosetrack.server.oip.grpc_service import RPCS, SERVICE, start_grpc_server
 from nosetrack.server.state import server_state
@@ -101,7 +102,7 @@ def test_health_and_readiness(served):
     assert served.client.is_server_live()
     assert served.client.is_server_ready()
     assert served.client.is_model_ready(MODEL)
-    assert served.client.is_model_ready(MODEL, "mediapipe-0.10.21")
+    assert served.client.is_model_ready(MODEL, weights_source())
     assert not served.client.is_model_ready("no-such-model")
 
 
@@ -110,7 +111,7 @@ def test_server_and_model_metadata(served):
     assert server["name"] == "nosetrack"
     assert {"binary_tensor_data", "model_configuration", "statistics"} <= set(server["extensions"])
     model = served.client.get_model_metadata(MODEL, as_json=True)
-    assert model["versions"] == ["mediapipe-0.10.21"]
+    assert model["versions"] == [weights_source()]
     assert [tensor["name"] for tensor in model["inputs"]] == ["IMAGE"]
     assert {tensor["name"] for tensor in model["outputs"]} == {"NOSE", "DETECTED", "SCORES", "BOXES"}
 
