@@ -320,7 +320,8 @@ def test_grpc_port_without_grpcio_names_the_extra(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "nosetrack: --grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+        "nosetrack: --grpc-port needs gRPC support, which is not installed: pip install '.[grpc]' in "
+        "nosetrack's clone."
     )
 
 

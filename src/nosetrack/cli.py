@@ -78,7 +78,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         "--grpc-port",
         type=int,
         help="also serve the Open Inference Protocol over gRPC on this port (0: off, the default; needs "
-        "pip install 'nosetrack[grpc]')",
+        "pip install '.[grpc]' in nosetrack's clone)",
     )
     serve.add_argument("--max-streams", type=int, help="WebSocket streams per worker (default 8)")
     serve.add_argument(
@@ -86,7 +86,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--certfile", help="TLS certificate (PEM): serve https:// and wss://")
     serve.add_argument("--keyfile", help="TLS private key (PEM) of --certfile")
-    cluster = serve.add_argument_group("on a Ray cluster (pip install 'nosetrack[ray]'; docs/scale-out.md)")
+    cluster = serve.add_argument_group("on a Ray cluster (pip install '.[ray]'; docs/scale-out.md)")
     cluster.add_argument(
         "--ray", action="store_true", help="deploy on a running cluster, or a local one started here"
     )
@@ -227,7 +227,8 @@ def check_listening(settings: Settings) -> None:
         return
     if importlib.util.find_spec("grpc") is None:
         raise ValueError(
-            "--grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+            "--grpc-port needs gRPC support, which is not installed: pip install '.[grpc]' in nosetrack's "
+            "clone."
         )
     if settings.grpc_port == settings.port:
         raise ValueError(
@@ -265,7 +266,8 @@ def run_serve(args: argparse.Namespace) -> int:
             load_served_model(source, settings.calibration, settings.min_face).info for source in served
         )
     except ImportError as error:
-        print(f"nosetrack: --ray needs Ray Serve ({error}): pip install 'nosetrack[ray]'", file=sys.stderr)
+        needs = f"--ray needs Ray Serve ({error}): pip install '.[ray]' in nosetrack's clone"
+        print(f"nosetrack: {needs}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as error:  # a ModelSpecError, a NOSETRACK_* value, a taken port, TLS files
         print(f"nosetrack: {error}", file=sys.stderr)

@@ -6,7 +6,7 @@ connection to one of them) with the worker's own state: the same models, admissi
 and metrics as its HTTP routes. The answers come from protocol.py and the tensors from tensors.py, as over
 HTTP; this module only translates messages and maps failures to gRPC status codes.
 
-grpcio is an optional dependency (`pip install 'nosetrack[grpc]'`); only this module imports it.
+grpcio is an optional dependency (`pip install '.[grpc]'` in the clone); only this module imports it.
 """
 
 from __future__ import annotations
