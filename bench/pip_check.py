@@ -23,7 +23,9 @@ from bench import stamp
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = (
+    "pip install .",
     "pip install '.[grpc]' 'tritonclient[grpc]'",
+    "pip install '.[ray]'",
     "pip install -e '.[test,grpc,ray,bench]'",
 )
 WATCHED = ("protobuf", "mediapipe", "tritonclient", "grpcio", "numpy", "jax")
