@@ -130,6 +130,52 @@ def ray_handle_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def install_options_table(data: dict) -> str:
+    from bench import install_footprint
+
+    return "\n".join(
+        [
+            install_footprint.table(data["results"]),
+            "",
+            f"From `bench/results/install.json` (`python -m bench.install_footprint`, run at commit "
+            f"{data['commit']}; each option is the commit named in that script).",
+        ]
+    )
+
+
+def pip_check_table(data: dict) -> str:
+    lines = [
+        "| install, in a fresh venv | venv | time | `pip check` | protobuf | mediapipe | tritonclient |",
+        "|---|---:|---:|---|---|---|---|",
+    ]
+    for r in data["results"]:
+        verdict = "clean" if r["pip_check_clean"] else f"broken: {r['pip_check'].splitlines()[0]}"
+        if not r["installed"]:
+            verdict = "install failed"
+        versions = [r["versions"].get(name) or "-" for name in ("protobuf", "mediapipe", "tritonclient")]
+        lines.append(
+            f"| `{r['command']}` | {r['venv_mb']} MB | {r['seconds']:.0f} s | {verdict} | "
+            + " | ".join(versions)
+            + " |"
+        )
+    lines += [
+        "",
+        f"From `bench/results/pip_check.json` (`python -m bench.pip_check`; {r['python']}; "
+        f"{stamp_line(data['machine'])}). Times are wall time on a shared machine, from PyPI, no cache.",
+    ]
+    return "\n".join(lines)
+
+
+def ray_extra_size(data: dict) -> str:
+    size = {r["command"]: r for r in data["results"]}
+    base, ray = size["pip install ."], size["pip install '.[ray]'"]
+    return (
+        f"The extra adds {ray['venv_mb'] - base['venv_mb']} MB to an install ({base['venv_mb']} MB for "
+        f"`pip install .`, {ray['venv_mb']} MB with the extra, in fresh venvs; `pip check` "
+        f"{'clean' if ray['pip_check_clean'] else 'NOT clean'}: `bench/results/pip_check.json`)."
+    )
+
+
 @dataclass(frozen=True)
 class Region:
     name: str
@@ -143,6 +189,9 @@ REGIONS = (
     Region("overhead-table", "overhead.json", overhead_table, ("bench/README.md",)),
     Region("overhead-summary", "overhead.json", overhead_summary, ("docs/performance.md",)),
     Region("ray-handle-table", "ray/results.json", ray_handle_table, ("docs/scale-out.md",)),
+    Region("install-options", "install.json", install_options_table, ("docs/install.md",)),
+    Region("pip-check", "pip_check.json", pip_check_table, ("docs/install.md",)),
+    Region("ray-extra-size", "pip_check.json", ray_extra_size, ("docs/scale-out.md",)),
 )
 
 
