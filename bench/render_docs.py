@@ -176,6 +176,18 @@ def ray_extra_size(data: dict) -> str:
     )
 
 
+def streams_summary(data: dict) -> str:
+    sustained = [row for row in data["rows"] if row["passed"]]
+    best = max(sustained, key=lambda row: row["streams"])
+    cpu_ms = best["server_cpu_cores"] / best["frames_per_s"] * 1000
+    return (
+        f"`nosetrack serve` sustained **{best['streams']} streams ({best['frames_per_s']:.0f} frames/s) "
+        f"with no frame dropped and p99 {best['p99_ms']:.0f} ms**, {cpu_ms:.1f} ms of server CPU a frame "
+        f"(`bench/results/streams.json`: commit {data['commit']}, load average "
+        f"{data['load_average_start'][0]:.2f} at start and {data['load_average_end'][0]:.2f} at end)."
+    )
+
+
 @dataclass(frozen=True)
 class Region:
     name: str
@@ -189,6 +201,7 @@ REGIONS = (
     Region("overhead-table", "overhead.json", overhead_table, ("bench/README.md",)),
     Region("overhead-summary", "overhead.json", overhead_summary, ("docs/performance.md",)),
     Region("ray-handle-table", "ray/results.json", ray_handle_table, ("docs/scale-out.md",)),
+    Region("streams-summary", "streams.json", streams_summary, ("README.md",)),
     Region("install-options", "install.json", install_options_table, ("docs/install.md",)),
     Region("pip-check", "pip_check.json", pip_check_table, ("docs/install.md",)),
     Region("ray-extra-size", "pip_check.json", ray_extra_size, ("docs/scale-out.md",)),
