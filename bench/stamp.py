@@ -57,8 +57,16 @@ def describe(stamp: dict) -> str:
 
 
 def publish(out: Path | None, name: str, lines: list[str], figures: dict) -> None:
-    """Print the Markdown report `lines`; with `out`, also write it as NAME.md and `figures` as NAME.json."""
+    """Print the Markdown report `lines`; with `out`, also write it as NAME.md and `figures` as NAME.json.
+
+    Results to commit must name the code that measured them: from a tree with uncommitted changes nothing is
+    written (NOSETRACK_BENCH_ALLOW_CHANGES=1 writes anyway, and the stamp keeps its "+changes")."""
     print("\n".join(lines))
+    if out and commit().endswith("+changes") and os.environ.get("NOSETRACK_BENCH_ALLOW_CHANGES") != "1":
+        raise SystemExit(
+            f"Not written to {out}: the tree has uncommitted changes, so the results would name no commit. "
+            "Commit, then run again (or set NOSETRACK_BENCH_ALLOW_CHANGES=1)."
+        )
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{name}.md").write_text("\n".join(lines) + "\n")

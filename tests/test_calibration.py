@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from conftest import make_test_app
 
-from nosetrack.calibrate import Sample, cross_validate
+from nosetrack.calibrate import CrossValidation, Sample, cross_validate
 from nosetrack.cli import main
 from nosetrack.config import Settings
 from nosetrack.evaluation import LabelledFace
+from nosetrack.launcher import free_port
 from nosetrack.models import load_model
 from nosetrack.models.calibration import CalibrationError, NoseCalibration, fit_calibration
 from nosetrack.models.face_mesh_reading import MESH_NOSE_TIP, MeshReading
@@ -90,7 +91,20 @@ def test_a_broken_calibration_file_is_named_with_what_to_fix(tmp_path, text, fra
 
 
 def test_a_missing_calibration_file_stops_the_server_with_one_sentence(tmp_path, capsys):
-    assert main(["serve", "--calibration", str(tmp_path / "absent.toml"), "--log-file", ""]) == 2
+    assert (
+        main(
+            [
+                "serve",
+                "--port",
+                str(free_port()),
+                "--calibration",
+                str(tmp_path / "absent.toml"),
+                "--log-file",
+                "",
+            ]
+        )
+        == 2
+    )
     assert "Cannot read the calibration" in capsys.readouterr().err
 
 
@@ -223,3 +237,85 @@ def test_the_tracker_follows_the_calibrated_nose(model, astronaut_bgr, shift_fil
             (plain.faces[0].raw.nose_x, plain.faces[0].raw.nose_y),
         )
         assert moved == pytest.approx([0.0, 0.2 * interocular], abs=0.03 * interocular)
+
+
+@pytest.fixture(scope="module")
+def annotators_who_mark_the_mesh_tip(tmp_path_factory, model, astronaut_bgr):
+    """The astronaut turned, labelled at FaceMesh's own tip give or take a few pixels of an annotator's
+    randomness: a calibration can only fit that randomness, and measures worse on faces it did not see."""
+    folder = tmp_path_factory.mktemp("tip")
+    (folder / "images").mkdir()
+    faces = []
+    rng = np.random.default_rng(1)
+    for index, angle in enumerate((-20, -15, -10, -5, 0, 5, 10, 15, 20, 25)):
+        matrix = cv2.getRotationMatrix2D((256.0, 256.0), angle, 1.0)
+        image = cv2.warpAffine(astronaut_bgr, matrix, (512, 512), borderMode=cv2.BORDER_REFLECT)
+        name = f"astronaut_{index}.jpg"
+        write_jpeg(folder / "images" / name, image)
+        (item,) = model.read_faces(cv2.imread(str(folder / "images" / name)))
+        left, right = item.reading.eye_centres()
+        nose = MESH_NOSE_TIP(item.reading) + rng.normal(0.0, 3.0, 2)
+        faces.append(LabelledFace(name, tuple(nose), (tuple(left), tuple(right))))
+    write_labels(folder / "labels.csv", faces)
+    return folder
+
+
+def test_calibrate_says_when_it_measured_worse_and_then_writes_nothing(
+    annotators_who_mark_the_mesh_tip, tmp_path, capsys
+):
+    fitted = tmp_path / "nose.toml"
+    assert main(["calibrate", str(annotators_who_mark_the_mesh_tip), "-o", str(fitted), "--folds", "2"]) == 1
+    printed = capsys.readouterr().out
+    assert "The calibration measured WORSE than FaceMesh's own tip on faces it did not see: " in printed
+    assert f"Nothing written to {fitted}: add --even-if-worse" in printed
+    assert not fitted.exists()
+    arguments = ["calibrate", str(annotators_who_mark_the_mesh_tip), "-o", str(fitted), "--folds", "2"]
+    assert main([*arguments, "--even-if-worse"]) == 0
+    assert fitted.exists()
+
+
+def test_calibrate_without_an_output_writes_nothing(annotators_who_mark_lower, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["calibrate", str(annotators_who_mark_lower)]) == 0
+    assert "Nothing written: give --output FILE" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_worse_figures_name_each_figure_that_got_worse():
+    result = cross_validate_stub(
+        before={
+            "median_error": 0.04,
+            "p90_error": 0.0799,
+            "share_under_5_percent": 0.6,
+            "median_pixel_error": 2.0,
+        },
+        after={
+            "median_error": 0.03,
+            "p90_error": 0.0825,
+            "share_under_5_percent": 0.5,
+            "median_pixel_error": 2.0,
+        },
+    )
+    assert result.worse_figures() == ["p90 7.99% -> 8.25%", "under 5% 60.0% -> 50.0%"]
+
+
+def cross_validate_stub(before: dict, after: dict) -> CrossValidation:
+    return CrossValidation(before, after, np.zeros((2, 2)), NoseCalibration())
+
+
+def test_eval_and_calibrate_report_progress_image_by_image(annotators_who_mark_lower, model):
+    from nosetrack.calibrate import collect_samples
+    from nosetrack.evaluation import evaluate, model_predictor
+
+    seen: list[str] = []
+
+    def progress(names):
+        for name in names:
+            seen.append(name)
+            yield name
+
+    report = evaluate(annotators_who_mark_lower, model_predictor(model), progress=progress)
+    assert len(seen) == len(report.outcomes) == 10
+    seen.clear()
+    samples, _ = collect_samples(annotators_who_mark_lower, model, progress=progress)
+    assert len(seen) == len(samples) == 10

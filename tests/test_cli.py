@@ -55,3 +55,11 @@ def test_serve_on_a_taken_port_says_so_once_and_exits_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("already in use") == 1
     assert "[ERROR]" not in result.stderr  # gunicorn never tried its five times
+
+
+def test_loading_the_built_in_model_prints_nothing(tmp_path):
+    """LiteRT's "Created TensorFlow Lite XNNPACK delegate" line stays out of every command's output."""
+    script = "from nosetrack.models import load_model; load_model().predict"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "")

@@ -3,6 +3,7 @@
 import asyncio
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -148,3 +149,10 @@ def test_async_predict_many_reports_each_file_in_order(live_server, image_folder
     assert by_name["face.jpg"].result["detected"] and by_name["coffee.JPG"].result["detected"] is False
     assert "No such file" in by_name["missing.jpg"].error
     assert version["model"]["name"] == "nosetrack-facemesh"
+
+
+def test_tracking_through_a_server_warns_of_nothing_deprecated(live_server, astronaut_bgr):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        answers = list(Client(live_server.url).track([astronaut_bgr] * 2, options={"beta": 0.1}))
+    assert [answer["frame"] for answer in answers] == [0, 1]

@@ -10,6 +10,7 @@ from conftest import LiveServer
 
 from nosetrack.cli import build_parser, main, serve_settings
 from nosetrack.config import Settings
+from nosetrack.launcher import free_port
 
 NUMERIC = [field for field in dataclasses.fields(Settings) if field.type in ("int", "float")]
 
@@ -39,7 +40,7 @@ def test_a_flag_wins_over_its_variable_and_the_other_variables_still_apply(monke
 
 def test_a_variable_that_is_not_a_number_stops_serve_with_one_sentence(monkeypatch, capsys):
     monkeypatch.setenv("NOSETRACK_MAX_IMAGE_PIXELS", "lots")
-    assert main(["serve"]) == 2
+    assert main(["serve", "--port", str(free_port())]) == 2
     assert capsys.readouterr().err == "nosetrack: NOSETRACK_MAX_IMAGE_PIXELS='lots' is not a number.\n"
 
 

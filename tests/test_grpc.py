@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
@@ -22,6 +23,8 @@ from tritonclient.grpc import model_config_pb2, service_pb2
 from tritonclient.utils import InferenceServerException
 
 from nosetrack.launcher import free_port
+from nosetrack.logs import LOGGER_NAME
+from nosetrack.models.nose_tracker import weights_source
 from nosetrack.server.oip import inference_pb2 as pb
 from nosetrack.server.oip.grpc_service import RPCS, SERVICE, start_grpc_server
 from nosetrack.server.state import server_state
@@ -99,7 +102,7 @@ def test_health_and_readiness(served):
     assert served.client.is_server_live()
     assert served.client.is_server_ready()
     assert served.client.is_model_ready(MODEL)
-    assert served.client.is_model_ready(MODEL, "mediapipe-0.10.21")
+    assert served.client.is_model_ready(MODEL, weights_source())
     assert not served.client.is_model_ready("no-such-model")
 
 
@@ -108,7 +111,7 @@ def test_server_and_model_metadata(served):
     assert server["name"] == "nosetrack"
     assert {"binary_tensor_data", "model_configuration", "statistics"} <= set(server["extensions"])
     model = served.client.get_model_metadata(MODEL, as_json=True)
-    assert model["versions"] == ["mediapipe-0.10.21"]
+    assert model["versions"] == [weights_source()]
     assert [tensor["name"] for tensor in model["inputs"]] == ["IMAGE"]
     assert {tensor["name"] for tensor in model["outputs"]} == {"NOSE", "DETECTED", "SCORES", "BOXES"}
 
@@ -311,12 +314,14 @@ def test_grpc_port_without_grpcio_names_the_extra(tmp_path):
     """grpcio made unimportable, as in an install without the extra."""
     script = (
         "import sys; sys.modules['grpc'] = None; from nosetrack.cli import main; "
-        f"sys.exit(main(['serve', '--log-file', '', '--grpc-port', '{free_port()}']))"
+        f"sys.exit(main(['serve', '--port', '{free_port()}', '--log-file', '', "
+        f"'--grpc-port', '{free_port()}']))"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "nosetrack: --grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+        "nosetrack: --grpc-port needs gRPC support, which is not installed: pip install '.[grpc]' in "
+        "nosetrack's clone."
     )
 
 
@@ -413,12 +418,25 @@ def test_a_call_in_flight_at_sigterm_gets_its_answer(tmp_path, astronaut_bgr):
             triton.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client,
         ):
             call = executor.submit(client.infer, MODEL, [bytes_input(*[photo] * 8)])
-            deadline = time.monotonic() + 60
-            while images_predicted(server.url) < 1 and time.monotonic() < deadline:  # the call is under way
+            answered_at: list[float] = []
+            call.add_done_callback(lambda _: answered_at.append(time.monotonic()))
+            deadline = time.monotonic() + 120  # a bound for a loaded machine, not a measurement
+            while images_predicted(server.url) < 1:  # the call is under way
+                assert time.monotonic() < deadline, "the call never started"
                 time.sleep(0.02)
-            assert not call.done()
+            signalled_at = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
-            assert call.result(timeout=60).as_numpy("DETECTED").tolist() == [True] * 8
-        assert server.process.wait(timeout=60) == 0
+            assert call.result(timeout=120).as_numpy("DETECTED").tolist() == [True] * 8
+        # Ordered events, not durations: the answer came after SIGTERM, so the call was in flight at it.
+        assert answered_at[0] > signalled_at, "the call ended before SIGTERM: the test proved nothing"
+        assert server.process.wait(timeout=120) == 0
     finally:
         server.stop()
+
+
+def test_the_grpc_server_logs_the_address_it_listens_at(served, caplog):
+    port = free_port()
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        server = start_grpc_server(served.state, "127.0.0.1", port, threads=1)
+    server.stop(grace=None)
+    assert f"gRPC listening at: 127.0.0.1:{port}" in caplog.text

@@ -115,3 +115,9 @@ def test_predict_says_what_it_takes(model, image, message):
 def test_the_weights_are_the_same_bytes_whichever_mediapipe_brought_them():
     found = {name: hashlib.sha256((weights_dir() / name).read_bytes()).hexdigest() for name in WEIGHTS_SHA256}
     assert found == WEIGHTS_SHA256
+
+
+def test_the_version_names_the_weights_package_installed_here(model):
+    import importlib.metadata
+
+    assert model.info.version == f"mediapipe-{importlib.metadata.version('mediapipe')}"

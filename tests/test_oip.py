@@ -16,6 +16,7 @@ from tritonclient.utils import InferenceServerException
 
 from nosetrack.config import Settings
 from nosetrack.models import load_model
+from nosetrack.models.nose_tracker import weights_source
 from nosetrack.pool import ModelPool
 from nosetrack.server.app import create_app
 
@@ -66,7 +67,7 @@ def test_tritonclient_gets_the_nose_from_rgb_pixels(triton_client, astronaut_bgr
     rgb = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB)[np.newaxis]
     image = triton.InferInput("IMAGE", list(rgb.shape), "UINT8")
     image.set_data_from_numpy(rgb, binary_data=binary)
-    result = triton_client.infer(MODEL, [image], model_version="mediapipe-0.10.21")  # all outputs, binary
+    result = triton_client.infer(MODEL, [image], model_version=weights_source())  # all outputs, binary
     np.testing.assert_allclose(result.as_numpy("NOSE"), [expected_nose], atol=0.02)
     assert result.as_numpy("BOXES").shape == (1, 4)
     assert 0 < result.as_numpy("SCORES")[0] <= 1
@@ -105,7 +106,7 @@ def test_tritonclient_reads_the_configuration_statistics_and_repository_index(tr
     assert count() == before + 2
     assert [model["name"] for model in triton_client.get_inference_statistics()["model_stats"]] == [MODEL]
     index = triton_client.get_model_repository_index()
-    assert index == [{"name": MODEL, "version": "mediapipe-0.10.21", "state": "READY"}]
+    assert index == [{"name": MODEL, "version": weights_source(), "state": "READY"}]
 
 
 # The protocol in detail, against the in-process app.

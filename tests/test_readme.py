@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import readme_examples
 from conftest import encode
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -58,3 +59,25 @@ def test_readme_command_answers_for_a_large_photo(live_server, photo_folder, com
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["detected"] and 0 < answer["x"] < 1
+
+
+def test_the_readme_examples_script_finds_every_kind_of_example():
+    examples = readme_examples.readme_examples()
+    assert {example.where for example in examples} == {"## Use", "## Your own model", "### Python"}
+    assert sum(example.language == "python" for example in examples) >= 2
+    assert any("nose_tracker_seed.pb" in example.text for example in examples)
+
+
+@pytest.fixture(scope="module")
+def example_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("examples")
+    readme_examples.prepare_folder(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "example", readme_examples.readme_examples(), ids=lambda e: f"{e.where} {e.text.splitlines()[0][:40]}"
+)
+def test_every_readme_example_runs_against_a_live_server(live_server, example_folder, example):
+    result = readme_examples.run_example(example, live_server.url, example_folder)
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}"

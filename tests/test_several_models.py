@@ -16,6 +16,7 @@ import tritonclient.http as triton
 from conftest import LiveServer, encode
 
 from nosetrack.config import Settings
+from nosetrack.launcher import free_port
 from nosetrack.models import ModelSpecError, load_model, model_sources
 from nosetrack.pool import ModelPool
 from nosetrack.server.app import create_app
@@ -131,7 +132,8 @@ def test_the_dashboard_page_has_a_row_per_model(client):
 
 
 def test_serve_refuses_two_models_with_one_name(tmp_path):
-    command = [sys.executable, "-m", "nosetrack.cli", "serve", "--model", "facemesh", "--model", "facemesh"]
+    command = [sys.executable, "-m", "nosetrack.cli", "serve", "--port", str(free_port())]
+    command += ["--model", "facemesh", "--model", "facemesh"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Two of the models are called 'nosetrack-facemesh'" in result.stderr

@@ -2,6 +2,9 @@
 
 import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -74,3 +77,12 @@ def test_track_through_a_server_that_is_not_there_fails_in_one_sentence(video, c
 
     assert main(["track", str(video), "--url", f"http://127.0.0.1:{free_port()}"]) == 1
     assert capsys.readouterr().err.startswith("nosetrack: ")
+
+
+@pytest.mark.skipif(Path("/dev/video0").exists(), reason="this machine has a camera")
+def test_track_without_a_camera_says_one_sentence_and_no_opencv_log(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "nosetrack.cli", "track", "0"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr == "nosetrack: Cannot open camera 0.\n"

@@ -15,6 +15,7 @@ from conftest import encode, make_test_app
 
 from nosetrack.answer import prediction_answer
 from nosetrack.cli import main
+from nosetrack.launcher import free_port
 from nosetrack.models import ModelSpecError, load_model
 from nosetrack.pool import ModelPool
 
@@ -215,7 +216,18 @@ def test_models_command_shows_a_user_models_spec(capsys):
 def test_serve_refuses_a_bad_spec_before_starting(tmp_path):
     spec = write_spec(tmp_path, "[model]\nfile = 'MODELS/keypoints.onnx'\n[input]\nsize = [112, 112]\n")
     result = subprocess.run(
-        [sys.executable, "-m", "nosetrack.cli", "serve", "--model", spec, "--log-file", ""],
+        [
+            sys.executable,
+            "-m",
+            "nosetrack.cli",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--model",
+            spec,
+            "--log-file",
+            "",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

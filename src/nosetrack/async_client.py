@@ -1,4 +1,4 @@
-"""`AsyncClient`: `nosetrack.Client` for asyncio code, on httpx (`pip install 'nosetrack[async]'`).
+"""`AsyncClient`: `nosetrack.Client` for asyncio code, on httpx (`pip install '.[async]'` in the clone).
 
 The same methods, answers and `ServerError`s as `Client`; the requests are built and the answers read by the
 same functions (`image_request`, `answer_of`). Failures to reach the server are httpx's (`httpx.HTTPError`).
@@ -16,7 +16,7 @@ from .client import Outcome, ServerError, answer_of, base_url, image_request
 try:
     import httpx
 except ImportError as missing:  # an extra, so that the base install stays as it was
-    raise ImportError("AsyncClient needs httpx: pip install 'nosetrack[async]'") from missing
+    raise ImportError("AsyncClient needs httpx: pip install '.[async]' in nosetrack's clone") from missing
 
 
 class AsyncClient:

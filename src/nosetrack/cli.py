@@ -86,7 +86,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
         "--grpc-port",
         type=int,
         help="also serve the Open Inference Protocol over gRPC on this port (0: off, the default; needs "
-        "pip install 'nosetrack[grpc]')",
+        "pip install '.[grpc]' in nosetrack's clone)",
     )
     serve.add_argument("--max-streams", type=int, help="WebSocket streams per worker (default 8)")
     serve.add_argument(
@@ -94,7 +94,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--certfile", help="TLS certificate (PEM): serve https:// and wss://")
     serve.add_argument("--keyfile", help="TLS private key (PEM) of --certfile")
-    cluster = serve.add_argument_group("on a Ray cluster (pip install 'nosetrack[ray]'; docs/scale-out.md)")
+    cluster = serve.add_argument_group("on a Ray cluster (pip install '.[ray]'; docs/scale-out.md)")
     cluster.add_argument(
         "--ray", action="store_true", help="deploy on a running cluster, or a local one started here"
     )
@@ -208,7 +208,14 @@ def add_calibrate_parser(commands: argparse._SubParsersAction) -> None:
         "k-fold cross-validation, and write it for `--calibration`. " + LABELS_HELP,
     )
     calibrate.add_argument("data_dir", type=Path, help="folder with labels.csv and images/")
-    calibrate.add_argument("--output", "-o", type=Path, required=True, help="calibration file to write")
+    calibrate.add_argument(
+        "--output", "-o", type=Path, help="calibration file to write (without it, nothing is written)"
+    )
+    calibrate.add_argument(
+        "--even-if-worse",
+        action="store_true",
+        help="write the file even when the calibration measured worse on some figure",
+    )
     calibrate.add_argument("--model", help="built-in model whose meshes to read (default: the default)")
     calibrate.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     calibrate.add_argument(
@@ -228,7 +235,8 @@ def check_listening(settings: Settings) -> None:
         return
     if importlib.util.find_spec("grpc") is None:
         raise ValueError(
-            "--grpc-port needs gRPC support, which is not installed: pip install 'nosetrack[grpc]'."
+            "--grpc-port needs gRPC support, which is not installed: pip install '.[grpc]' in nosetrack's "
+            "clone."
         )
     if settings.grpc_port == settings.port:
         raise ValueError(
@@ -266,7 +274,8 @@ def run_serve(args: argparse.Namespace) -> int:
             load_served_model(source, settings.calibration, settings.min_face).info for source in served
         )
     except ImportError as error:
-        print(f"nosetrack: --ray needs Ray Serve ({error}): pip install 'nosetrack[ray]'", file=sys.stderr)
+        needs = f"--ray needs Ray Serve ({error}): pip install '.[ray]' in nosetrack's clone"
+        print(f"nosetrack: {needs}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as error:  # a ModelSpecError, a NOSETRACK_* value, a taken port, TLS files
         print(f"nosetrack: {error}", file=sys.stderr)
@@ -418,12 +427,22 @@ def run_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def progress_bar(what: str):
+    """A progress bar on stderr for a list of images, shown only on a terminal."""
+    from tqdm import tqdm
+
+    def wrap(names: list[str]):
+        return tqdm(names, desc=what, unit="img", file=sys.stderr, disable=None, leave=False)
+
+    return wrap
+
+
 def report_evaluation(args: argparse.Namespace, predict_file) -> int:
     """Evaluate, print the figures, and write the contact sheet and JSON the flags ask for."""
     from .evaluation import EvaluationError, contact_sheet, evaluate
 
     try:
-        report = evaluate(args.data_dir, predict_file)
+        report = evaluate(args.data_dir, predict_file, progress=progress_bar("images"))
     except EvaluationError as error:
         print(f"nosetrack eval: {error}", file=sys.stderr)
         return 1
@@ -472,7 +491,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         return 2
     points = getattr(model, "points", "facemesh")
     try:
-        samples, missed = collect_samples(args.data_dir, model)
+        samples, missed = collect_samples(args.data_dir, model, progress_bar("reading faces"))
         print(f"faces: {len(samples)} found and used, {missed} missed (left out)")
         fitted_on = f"{args.data_dir.resolve().name}: {len(samples)} faces"
         strength = DEFAULT_STRENGTH if args.strength is None else args.strength
@@ -481,6 +500,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
         print(f"nosetrack calibrate: {error}", file=sys.stderr)
         return 1
     print(result.as_text(args.folds))
+    worse = result.worse_figures()
+    if worse:
+        figures = ", ".join(worse)
+        print(f"The calibration measured WORSE than FaceMesh's own tip on faces it did not see: {figures}.")
+    if args.output is None:
+        print("Nothing written: give --output FILE to write the calibration.")
+        return 0
+    if worse and not args.even_if_worse:
+        print(f"Nothing written to {args.output}: add --even-if-worse to write it all the same.")
+        return 1
     result.calibration.save(args.output)
     print(f"wrote {args.output}: use it with --calibration {args.output}")
     return 0

@@ -196,6 +196,7 @@ class Client:
                 max_size=None,
                 open_timeout=self.timeout,
                 ssl=self._ssl_context(),
+                legacy=True,  # the connection itself, closed by its caller (websockets 17.1 warns otherwise)
             )
         except InvalidStatus as refused:
             raise _refusal(refused) from None

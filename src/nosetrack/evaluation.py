@@ -44,6 +44,8 @@ ANNOTATED_SET = Path(
 )
 
 PredictFile = Callable[[Path], Prediction]
+# Wraps a list of image names as they are worked through (a progress bar on a terminal).
+Progress = Callable[[list[str]], Iterable[str]]
 
 
 class EvaluationError(ValueError):
@@ -328,24 +330,29 @@ def evaluate(
     predict_file: PredictFile,
     files: Iterable[str] | None = None,
     count_unlabelled: bool = True,
+    progress: Progress | None = None,
 ) -> EvaluationReport:
     """Run `predict_file` on every labelled image (or those in `files`) and score the noses.
 
     With `count_unlabelled`, the faces found on each image of no_face/ and multi_face/ are counted as well;
-    the timing covers the labelled images only. `EvaluationError` when labels.csv or an image is unusable.
+    the timing covers the labelled images only. `progress(names)` wraps the images as they are read (a bar
+    on a terminal). `EvaluationError` when labels.csv or an image is unusable.
     """
     labels = read_labels(data_dir)
     names = list(files) if files is not None else sorted(labels)
     require_images(data_dir, labels, names)
+    unlabelled = unlabelled_images(data_dir) if count_unlabelled else []
     report = EvaluationReport()
     started = time.perf_counter()
-    for name in names:
-        prediction = _predict(predict_file, data_dir / "images" / name, f"images/{name}")
-        report.outcomes.extend(match_faces(labels[name], prediction))
-    report.seconds_per_image = (time.perf_counter() - started) / max(1, len(names))
-    if count_unlabelled:
-        for name in unlabelled_images(data_dir):
-            report.face_counts[name] = len(_predict(predict_file, data_dir / name, name).faces)
+    timed_until = None
+    for index, name in enumerate((progress or iter)([*names, *unlabelled])):
+        if index < len(names):
+            prediction = _predict(predict_file, data_dir / "images" / name, f"images/{name}")
+            report.outcomes.extend(match_faces(labels[name], prediction))
+            continue
+        timed_until = timed_until or time.perf_counter()
+        report.face_counts[name] = len(_predict(predict_file, data_dir / name, name).faces)
+    report.seconds_per_image = ((timed_until or time.perf_counter()) - started) / max(1, len(names))
     return report
 
 

@@ -55,7 +55,13 @@ class VideoSource:
     def open(cls, source: str) -> VideoSource:
         """A video file, or a camera by its index ("0"); `ValueError` when it cannot be opened."""
         is_camera = source.isdigit()
-        capture = cv2.VideoCapture(int(source) if is_camera else source)
+        # OpenCV logs each backend it tries and fails (WARN and ERROR blocks); our sentence below says it.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            capture = cv2.VideoCapture(int(source) if is_camera else source)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not capture.isOpened():
             raise ValueError(f"Cannot open {'camera' if is_camera else 'video'} {source}.")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0

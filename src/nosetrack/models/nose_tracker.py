@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,9 +18,8 @@ from .geometry import RotatedCrop, crop_around
 
 # MediaPipe's BlazeFace and FaceMesh: the .tflite files inside the PyPI wheel mediapipe, a declared dependency
 # (0.10.9 on Python 3.11, which needs no jax; 0.10.21 on 3.12). Both wheels hold these files byte for byte;
-# nosetrack reads them and never imports mediapipe.
+# nosetrack reads them and never imports mediapipe. The model's version names the wheel installed here.
 WEIGHTS_PACKAGE = "mediapipe"
-WEIGHTS_SOURCE = "mediapipe-0.10.21"
 WEIGHTS_SHA256 = {
     "face_detection/face_detection_short_range.tflite": (
         "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
@@ -61,6 +61,11 @@ class NoseTrackerOptions:
     quarter_turns: bool = True
     doubt_below: float = 0.9999
     turned_search_coarseness: float = 4.0
+
+
+def weights_source() -> str:
+    """The installed distribution the weights come from, as "mediapipe-0.10.9": the model's version."""
+    return f"{WEIGHTS_PACKAGE}-{importlib.metadata.version(WEIGHTS_PACKAGE)}"
 
 
 def weights_dir() -> Path:
@@ -160,7 +165,7 @@ class NoseTracker:
         )
         self.info = ModelInfo(
             name=f"nosetrack-{name}",
-            version=WEIGHTS_SOURCE,
+            version=weights_source(),
             description="MediaPipe BlazeFace detector + FaceMesh landmark 4 (nose tip), under LiteRT",
             details={
                 "engine": "litert",

@@ -6,12 +6,13 @@ connection to one of them) with the worker's own state: the same models, admissi
 and metrics as its HTTP routes. The answers come from protocol.py and the tensors from tensors.py, as over
 HTTP; this module only translates messages and maps failures to gRPC status codes.
 
-grpcio is an optional dependency (`pip install 'nosetrack[grpc]'`); only this module imports it.
+grpcio is an optional dependency (`pip install '.[grpc]'` in the clone); only this module imports it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -245,6 +246,8 @@ def start_grpc_server(state: ServerState, host: str, port: int, threads: int) ->
             ("grpc.max_receive_message_length", state.settings.max_body_bytes),
         ),
     )
-    server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    server.add_insecure_port(address)
     server.start()
+    logger.info("gRPC listening at: %s (Open Inference Protocol, pid %d)", address, os.getpid())
     return server

@@ -40,7 +40,8 @@ export function startWebcam() {
   let sent = 0;
   let answered = [];
   let trail = [];
-  let counts = { frames: 0, detected: 0, dropped: 0 };
+  // sent: camera frames sent; busy: camera frames skipped because two were unanswered (the tests read both).
+  let counts = { frames: 0, detected: 0, dropped: 0, sent: 0, busy: 0 };
 
   $("webcam-mirror").addEventListener("change", (event) => stage.classList.toggle("mirrored", event.target.checked));
 
@@ -116,6 +117,7 @@ export function startWebcam() {
     grab.getContext("2d").drawImage(video, 0, 0, width, height);
     sentAt.set(sent, captured);
     sent += 1;
+    counts.sent = sent;
     const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.8));
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     socket.send(JSON.stringify({ timestamp: captured / 1000 }));
@@ -125,7 +127,10 @@ export function startWebcam() {
   // Each new camera frame is sent unless two are still unanswered.
   function onVideoFrame() {
     if (!camera) return;
-    if (socket && socket.readyState === WebSocket.OPEN && sentAt.size < IN_FLIGHT && video.videoWidth) sendFrame();
+    if (socket && socket.readyState === WebSocket.OPEN && video.videoWidth) {
+      if (sentAt.size < IN_FLIGHT) sendFrame();
+      else counts.busy += 1;
+    }
     if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onVideoFrame);
     else requestAnimationFrame(onVideoFrame);
   }
@@ -183,7 +188,7 @@ export function startWebcam() {
     sentAt = new Map();
     sent = 0;
     trail = [];
-    counts = { frames: 0, detected: 0, dropped: 0 };
+    counts = { frames: 0, detected: 0, dropped: 0, sent: 0, busy: 0 };
     onVideoFrame();
   }
 
