@@ -292,8 +292,8 @@ def _trickle_text(runs: list[dict]) -> str:
 MEASURED = {
     "trickle": _trickle_text,
     "held": lambda r: (
-        f"peak growth {r['peak_growth_mib']:.0f} MiB, {r['growth_20s_later_mib']:+.0f} MiB 20 s later; answers "
-        f"{r['answers']}; /healthz max {r['healthz_max_s']:.2f} s"
+        f"peak growth {r['peak_growth_mib']:.0f} MiB, {r['growth_20s_later_mib']:+.0f} MiB 20 s later; "
+        f"answers {r['answers']}; /healthz max {r['healthz_max_s']:.2f} s"
     ),
     "keepalive": lambda r: (
         f"{r['requests']} on {r['connections']} connection(s), all 200: {r['all_200']}; median "
@@ -302,8 +302,9 @@ MEASURED = {
     ),
     "streams": lambda r: (
         f"p99 {r['quiet_p99_ms']:.0f} ms quiet, {r['flooded_p99_ms']:.0f} ms beside 8 flooding streams "
-        f"({r['ratio']:.2f}x); {r['squatters']} squatters closed within {r['squatters_closed_after_s']:.1f} s "
-        f"(idle timeout {IDLE_SECONDS:g} s), {r['open_streams_after']} streams open after"
+        f"({r['ratio']:.2f}x); {r['squatters']} squatters closed within "
+        f"{r['squatters_closed_after_s']:.1f} s (idle timeout {IDLE_SECONDS:g} s), "
+        f"{r['open_streams_after']} streams open after"
     ),
 }
 

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -73,13 +77,26 @@ def start(name: str, folder: Path) -> ServerProcess:
     return ServerProcess(CANDIDATES[name], folder / f"{safe}.out", ready, env=env)
 
 
+def connections_per_process(port: int) -> list[int]:
+    """How many established connections each server process holds on `port`, most first (`ss`)."""
+    listing = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True
+    ).stdout
+    counts = Counter(re.findall(r"pid=(\d+)", listing))
+    return sorted(counts.values(), reverse=True)
+
+
 def cpu_per_request(name: str, folder: Path, body: Path, clients: int, seconds: float) -> dict:
     server = start(name, folder)
     try:
         url = server.url + "/v1/nose"
         run_wrk(url, 8, 2, "image/jpeg", [body])  # warm up
         before = {s.pid: s.cpu_seconds for s in sample_tree(server.process.pid)}
+        spread: list[int] = []
+        sampler = threading.Timer(seconds / 2, lambda: spread.extend(connections_per_process(server.port)))
+        sampler.start()
         run = run_wrk(url, clients, seconds, "image/jpeg", [body])
+        sampler.join()
         after = sample_tree(server.process.pid)
     finally:
         server.stop()
@@ -91,7 +108,20 @@ def cpu_per_request(name: str, folder: Path, body: Path, clients: int, seconds: 
         "p99_ms": run["latency_us"]["p99"] / 1000,
         # wrk counts every non-2xx answer as an error: only the 415s asked for are expected.
         "errors": sum(count for kind, count in run["errors"].items() if kind != "status"),
+        "connections_per_worker": spread,
     }
+
+
+def table_row(name: str, results: list[dict]) -> str:
+    """One candidate's medians over its runs (bench/render_docs.py renders the same rows)."""
+    keys = ("cpu_ms", "requests_per_s", "p50_ms", "p99_ms")
+    median = {key: statistics.median(r[key] for r in results) for key in keys}
+    errors = sum(r["errors"] for r in results)
+    spread = " / ".join("+".join(map(str, r["connections_per_worker"])) for r in results)
+    return (
+        f"| {name} | {median['cpu_ms']:.3f} | {median['requests_per_s']:.0f} | {median['p50_ms']:.2f} "
+        f"| {median['p99_ms']:.2f} | {errors} | {spread} |"
+    )
 
 
 def main() -> None:
@@ -121,16 +151,11 @@ def main() -> None:
         "",
         f"{stamp.describe(machine)}; medians of {args.repeat} runs of {args.seconds:g} s.",
         "",
-        "| server | CPU ms per request | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| server | CPU ms per request | requests/s | p50 ms | p99 ms | errors | connections per worker |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, results in runs.items():
-        median = {key: statistics.median(r[key] for r in results) for key in results[0] if key != "errors"}
-        errors = sum(r["errors"] for r in results)
-        lines.append(
-            f"| {name} | {median['cpu_ms']:.3f} | {median['requests_per_s']:.0f} | {median['p50_ms']:.2f} "
-            f"| {median['p99_ms']:.2f} | {errors} |"
-        )
+        lines.append(table_row(name, results))
     stamp.publish(args.out, "frontends", lines, {"machine": machine, "runs": runs})
 
 

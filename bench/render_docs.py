@@ -188,6 +188,34 @@ def streams_summary(data: dict) -> str:
     )
 
 
+def frontends_table(data: dict) -> str:
+    from bench.frontends import table_row
+
+    first = next(iter(data["runs"].values()))
+    lines = [
+        f"`python -m bench.frontends` (`bench/results/frontends.json`): {stamp_line(data['machine'])}; "
+        f"medians of {len(first)} runs. Each server runs nosetrack's app with 2 workers; 32 kept-alive "
+        "clients post a 110 kB body that is no image (415 once read whole, checked, logged, counted).",
+        "",
+        "| server | CPU ms per request | requests/s | p50 ms | p99 ms | errors | connections per worker |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    return "\n".join(lines + [table_row(name, results) for name, results in data["runs"].items()])
+
+
+def front_door_targets(data: dict) -> str:
+    from bench.front_door import MEASURED, TARGETS
+
+    lines = [
+        f"`python -m bench.front_door` (`bench/results/front_door.json`): {stamp_line(data['machine'])}.",
+        "",
+        "| scenario | target | measured |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {TARGETS[name]} | {MEASURED[name](r)} |" for name, r in data["results"].items()]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Region:
     name: str
@@ -205,6 +233,8 @@ REGIONS = (
     Region("install-options", "install.json", install_options_table, ("docs/install.md",)),
     Region("pip-check", "pip_check.json", pip_check_table, ("docs/install.md",)),
     Region("ray-extra-size", "pip_check.json", ray_extra_size, ("docs/scale-out.md",)),
+    Region("frontends-table", "frontends.json", frontends_table, ("docs/design.md",)),
+    Region("front-door-targets", "front_door.json", front_door_targets, ("docs/design.md",)),
 )
 
 

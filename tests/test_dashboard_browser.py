@@ -220,6 +220,8 @@ def test_keyed_server_dashboard_asks_for_the_key_then_goes_live(browser, tmp_pat
     key = "dashboard-key-123"
     server = LiveServer(tmp_path, "--workers", "1", "--threads", "2", env={"NOSETRACK_API_KEYS": key})
     page = browser.new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda websocket: sockets.append(websocket.url))
     try:
         page.goto(server.url + "/")
         page.wait_for_selector("#api-key-form:not([hidden])")
@@ -251,6 +253,8 @@ def test_webcam_streams_over_wss_with_an_api_key(browser, tmp_path):
         ca_file=certificate,
     )
     page = browser.new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda websocket: sockets.append(websocket.url))
     try:
         page.goto(server.url + "/")
         page.wait_for_selector("#api-key-form:not([hidden])")
@@ -261,7 +265,9 @@ def test_webcam_streams_over_wss_with_an_api_key(browser, tmp_path):
         page.wait_for_function(
             "() => Number(document.getElementById('webcam').dataset.frames) >= 15", timeout=20_000
         )
-        assert page.evaluate("() => window.isSecureContext")
+        # The page came over https and the stream over wss (isSecureContext alone is true on 127.0.0.1).
+        assert page.evaluate("() => location.protocol") == "https:"
+        assert sockets and all(url.startswith("wss://") for url in sockets)
         panel = page.locator("#webcam")
         assert int(panel.get_attribute("data-detected")) >= 0.9 * int(panel.get_attribute("data-frames"))
         page.click("#webcam-toggle")

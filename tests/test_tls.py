@@ -12,6 +12,7 @@ from conftest import LiveServer
 
 from nosetrack import Client
 from nosetrack.cli import main
+from nosetrack.launcher import free_port
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,10 @@ def test_track_command_reads_a_video_through_wss(tls_server, certificate, astron
 
 def test_serve_wants_both_tls_files_and_existing_ones(certificate, capsys):
     certificate_path, _ = certificate
-    assert main(["serve", "--certfile", str(certificate_path)]) == 2
+    port = ["--port", str(free_port())]  # a free port, so only the TLS files can be what is refused
+    assert main(["serve", *port, "--certfile", str(certificate_path)]) == 2
     assert "both --certfile and --keyfile" in capsys.readouterr().err
-    assert main(["serve", "--certfile", str(certificate_path), "--keyfile", "/nonexistent/key.pem"]) == 2
+    assert (
+        main(["serve", *port, "--certfile", str(certificate_path), "--keyfile", "/nonexistent/key.pem"]) == 2
+    )
     assert "no such file" in capsys.readouterr().err
