@@ -9,6 +9,7 @@ seconds and need no sockets.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import threading
 
@@ -127,7 +128,7 @@ def requests(draw) -> bytes:
 @given(raw=st.one_of(requests(), st.binary(max_size=3000)), cuts=st.lists(st.integers(0, 7000), max_size=4))
 def test_the_front_door_answers_any_bytes_without_a_crash(front_door, raw, cuts):
     edges = sorted({0, len(raw), *(cut for cut in cuts if cut < len(raw))})
-    pieces = [raw[start:end] for start, end in zip(edges, edges[1:], strict=False)]
+    pieces = [raw[start:end] for start, end in itertools.pairwise(edges)]
     transport = serve(front_door, pieces)
     statuses = [int(status) for status in STATUS_LINE.findall(bytes(transport.written))]
     assert all(status < 500 for status in statuses), bytes(transport.written)[:300]
