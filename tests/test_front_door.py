@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -175,3 +177,20 @@ def test_bodies_past_the_workers_budget_are_refused_503_and_their_memory_release
     with connect(server) as retried:
         retried.sendall(head % len(face_jpeg) + face_jpeg)
         assert read_answer(retried)[0] == 200
+
+
+def test_the_app_imports_and_answers_without_gunicorn_or_uvicorn(tmp_path):
+    """The Flask app and the ASGI front door are the server's, not gunicorn's: they import and answer with
+    neither server importable (as Ray's replicas and the test client run them)."""
+    script = """
+import sys
+sys.modules["gunicorn"] = sys.modules["uvicorn"] = sys.modules["uvicorn_worker"] = None
+from nosetrack.config import Settings
+from nosetrack.server.app import create_app
+from nosetrack.server.front_door import FrontDoor
+app = create_app(Settings(log_file=""))
+assert FrontDoor(app).state is not None
+assert app.test_client().get("/healthz").status_code == 200
+"""
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]

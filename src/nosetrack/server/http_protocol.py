@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
-from dataclasses import dataclass
 from http import HTTPStatus
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -21,6 +19,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from ..logs import LOGGER_NAME
 from .errors import error_json
+from .front_door import DOOR_RULES, DoorRules
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -56,18 +55,6 @@ MALFORMED = canned_answer(400, "bad_request", "The request is not valid HTTP/1.1
 TIMED_OUT = canned_answer(
     408, "request_timeout", "The request did not arrive whole in time (--body-timeout)."
 )
-
-
-# The key under which the front door puts its `DoorRules` in the lifespan state, for the protocols to read.
-DOOR_RULES = "nosetrack.door_rules"
-
-
-@dataclass(frozen=True)
-class DoorRules:
-    """What the protocol needs from the app: the request deadline, and whether the worker is stopping."""
-
-    request_seconds: float
-    stopping: threading.Event
 
 
 class DeadlineProtocol(HttpToolsProtocol):
