@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from uvicorn import Config
 from uvicorn.server import ServerState as UvicornState
 
-from nosetrack.server.front_door import DOOR_RULES, DoorRules, FrontDoor
+from nosetrack.server.door_rules import DOOR_RULES, DoorRules
+from nosetrack.server.front_door import FrontDoor
 from nosetrack.server.http_protocol import DeadlineProtocol
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

@@ -10,16 +10,15 @@ of their own (stream/). Deadlines, keep-alive and framing are the server's (http
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from flask import Flask, request
 
 from ..logs import LOGGER_NAME
 from .body import BodyBudget, ClientGone, read_body
 from .capacity import capacity
+from .door_rules import DOOR_RULES, DoorRules
 from .errors import ApiError, error_json
 from .state import ServerState, server_state
 from .stream.routes import serve_stream
@@ -30,18 +29,6 @@ logger = logging.getLogger(LOGGER_NAME)
 # The environ key of a refusal found before the app ran (a body over its limit, or over the budget): the
 # app answers it as its own error, so it is logged, counted and shaped like any other.
 REFUSAL = "nosetrack.refusal"
-
-# The key under which the front door puts its `DoorRules` in the lifespan state, for the protocols to read.
-DOOR_RULES = "nosetrack.door_rules"
-
-
-@dataclass(frozen=True)
-class DoorRules:
-    """What the protocol needs from the app: the request deadline, and whether the worker is stopping."""
-
-    request_seconds: float
-    stopping: threading.Event
-
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]

@@ -18,8 +18,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from ..logs import LOGGER_NAME
+from .door_rules import DOOR_RULES, DoorRules
 from .errors import error_json
-from .front_door import DOOR_RULES, DoorRules
 
 logger = logging.getLogger(LOGGER_NAME)
 
