@@ -9,7 +9,7 @@ Scenarios (each starts its own server with 2 workers, and stops it):
 - held: 16 clients send all but the last byte of a 20 MiB body and wait; the workers' RSS is sampled through
   the attack (peak growth) and 20 s after the last answer; every client's answer and /healthz are recorded.
 - keepalive: 200 predictions one after another on one kept-alive connection; their median against the
-  in-process pipeline's on the same JPEG (decode and model, measured here).
+  in-process pipeline's on the same 640x480 JPEG (decode and model, measured here).
 - streams: /v1/nose latency with no stream, then beside 8 streams that each flood 1-byte messages; and 16
   squatters that send an undecodable byte every 2 s: how long until the server frees their places.
 """
@@ -33,7 +33,8 @@ import websockets
 
 from bench import stamp
 from bench.slowloris import Probes, SlowClients
-from bench.soak import DEFAULT_IMAGE, pick_image, process_tree_rss_bytes
+from bench.photos import make_photos
+from bench.soak import process_tree_rss_bytes
 from nosetrack.launcher import NosetrackProcess
 from nosetrack.models import load_model
 
@@ -313,14 +314,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default="trickle,held,keepalive,streams")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each timed phase")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    parser.add_argument("--image", type=Path, help="the JPEG to post (default: a 640x480 face, bench/photos.py)")
     parser.add_argument("--out", type=Path, help="write front_door.md and front_door.json here")
     args = parser.parse_args()
-    image = pick_image(args.image).read_bytes()
     chosen = [name.strip() for name in args.scenarios.split(",")]
     machine = stamp.machine()
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="nosetrack-front-door-") as folder:
+        image = (args.image or make_photos(Path(folder) / "photos")["640x480"][0]).read_bytes()
         for name in chosen:
             place = Path(folder) / name
             place.mkdir()
