@@ -32,8 +32,8 @@ import requests
 import websockets
 
 from bench import stamp
-from bench.slowloris import Probes, SlowClients
 from bench.photos import make_photos
+from bench.slowloris import Probes, SlowClients
 from bench.soak import process_tree_rss_bytes
 from nosetrack.launcher import NosetrackProcess
 from nosetrack.models import load_model
@@ -314,7 +314,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default="trickle,held,keepalive,streams")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each timed phase")
-    parser.add_argument("--image", type=Path, help="the JPEG to post (default: a 640x480 face, bench/photos.py)")
+    parser.add_argument(
+        "--image", type=Path, help="the JPEG to post (default: a 640x480 face, bench/photos.py)"
+    )
     parser.add_argument("--out", type=Path, help="write front_door.md and front_door.json here")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.scenarios.split(",")]
