@@ -12,6 +12,8 @@ Scenarios (each starts its own server with 2 workers, and stops it):
   in-process pipeline's on the same 640x480 JPEG (decode and model, measured here).
 - streams: /v1/nose latency with no stream, then beside 8 streams that each flood 1-byte messages; and 16
   squatters that send an undecodable byte every 2 s: how long until the server frees their places.
+- bigphotos: 16 clients post a 14-megapixel photo over and over; each worker's RSS at its peak and after
+  20 s idle, with glibc's default malloc arenas and with MALLOC_ARENA_MAX=2.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ TARGETS = {
     "held": "peak growth <= 512 MiB, <= +256 MiB 20 s later, every client 4xx or 503, /healthz <= 0.5 s",
     "keepalive": "one connection for all 200; median within 1 ms of the in-process pipeline",
     "streams": "/v1/nose p99 with flooding streams <= 3x its quiet p99; squatters' places freed",
+    "bigphotos": "RSS per worker <= 400 MiB under 16 clients of 14-megapixel photos; back toward baseline idle",
 }
+BIG_PHOTO_SIZE = (4320, 3240)  # 14 megapixels
 HELD_BODY_BYTES = 20 * 1024 * 1024
 HELD_CLIENTS = 16
 IDLE_SECONDS = 5.0
@@ -281,6 +285,65 @@ async def _gather_squatters(url: str) -> list[float]:
     return list(await asyncio.gather(*(_squat(url) for _ in range(16))))
 
 
+def worker_rss_mib(arbiter: int) -> list[float]:
+    """Each worker's resident memory (the arbiter's children), MiB."""
+    children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
+    return [process_tree_rss_bytes(int(pid)) / 1024 / 1024 for pid in children]
+
+
+def big_photos(folder: Path, image: bytes, seconds: float, arenas: str | None) -> dict:
+    import cv2
+    import numpy as np
+
+    pixels = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    big = cv2.imencode(".jpg", cv2.resize(pixels, BIG_PHOTO_SIZE, interpolation=cv2.INTER_CUBIC))[1].tobytes()
+    env = {"NOSETRACK_DRAIN_DELAY": "0", **({"MALLOC_ARENA_MAX": arenas} if arenas else {})}
+    server = NosetrackProcess(folder, "--workers", "2", env=env)
+    baseline = worker_rss_mib(server.process.pid)
+    peak = list(baseline)
+    stop = threading.Event()
+    answers: list[int] = []
+
+    def client() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            response = session.post(server.url + "/v1/nose", data=big, headers={"Content-Type": "image/jpeg"})
+            answers.append(response.status_code)
+
+    try:
+        threads = [threading.Thread(target=client) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            peak = [max(a, b) for a, b in zip(peak, worker_rss_mib(server.process.pid), strict=False)]
+            time.sleep(0.2)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+        time.sleep(20)
+        idle = worker_rss_mib(server.process.pid)
+    finally:
+        server.stop()
+    return {
+        "malloc_arena_max": arenas or "glibc default",
+        "photo_bytes": len(big),
+        "answers": {str(code): answers.count(code) for code in sorted(set(answers))},
+        "baseline_mib": baseline,
+        "peak_mib": peak,
+        "idle_20s_mib": idle,
+    }
+
+
+def _big_photos_text(runs: list[dict]) -> str:
+    return "; ".join(
+        f"arenas {run['malloc_arena_max']}: peak {'/'.join(f'{v:.0f}' for v in run['peak_mib'])} MiB per worker "
+        f"(baseline {'/'.join(f'{v:.0f}' for v in run['baseline_mib'])}), "
+        f"{'/'.join(f'{v:.0f}' for v in run['idle_20s_mib'])} MiB 20 s idle; answers {run['answers']}"
+        for run in runs
+    )
+
+
 def _trickle_text(runs: list[dict]) -> str:
     return "; ".join(
         f"{'TLS' if run['tls'] else 'plain'}: /healthz max {run['healthz']['max_ms']:.0f} ms, prediction max "
@@ -292,6 +355,7 @@ def _trickle_text(runs: list[dict]) -> str:
 
 MEASURED = {
     "trickle": _trickle_text,
+    "bigphotos": _big_photos_text,
     "held": lambda r: (
         f"peak growth {r['peak_growth_mib']:.0f} MiB, {r['growth_20s_later_mib']:+.0f} MiB 20 s later; "
         f"answers {r['answers']}; /healthz max {r['healthz_max_s']:.2f} s"
@@ -312,7 +376,7 @@ MEASURED = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="trickle,held,keepalive,streams")
+    parser.add_argument("--scenarios", default="trickle,held,keepalive,streams,bigphotos")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each timed phase")
     parser.add_argument(
         "--image", type=Path, help="the JPEG to post (default: a 640x480 face, bench/photos.py)"
@@ -339,6 +403,12 @@ def main() -> None:
                 results[name] = keepalive(place, image)
             elif name == "streams":
                 results[name] = streams(place, image, args.seconds)
+            elif name == "bigphotos":
+                results[name] = [
+                    big_photos(place / (arenas or "default"), image, args.seconds, arenas)
+                    for arenas in (None, "2")
+                    if not (place / (arenas or "default")).mkdir()
+                ]
     stamp.finish(machine)
     lines = [
         "# The front door's targets",

@@ -30,6 +30,7 @@ from uvicorn_worker import UvicornWorker
 from ..config import Settings
 from ..logs import LOGGER_NAME
 from .http_protocol import DeadlineProtocol, StreamProtocol
+from .memory import give_back_free_memory, limit_arenas
 
 # state imports prometheus_client, which must wait for PROMETHEUS_MULTIPROC_DIR (gunicorn.py).
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ logger = logging.getLogger(LOGGER_NAME)
 
 # How long the server waits, at its shutdown, for streams to close themselves (they look every 0.25 s).
 STREAMS_CLOSE_SECONDS = 2.0
+# A worker idle this many ticks (0.1 s each) gives its free memory back, once per idle spell.
+IDLE_TICKS_BEFORE_TRIM = 50
 
 
 class DrainingServer(Server):
@@ -50,6 +53,8 @@ class DrainingServer(Server):
         self.stopping = state.stopping
         self.drain_delay = drain_delay
         self.exit_at = float("inf")
+        self.requests_at_last_tick = 0
+        self.idle_ticks = 0
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM and not self.stopping.is_set():
@@ -60,8 +65,14 @@ class DrainingServer(Server):
         super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:
+        """Every 0.1 s: the end of the drain; once a worker has been idle a while, its free memory back."""
         if time.monotonic() >= self.exit_at:
             self.should_exit = True
+        busy = self.server_state.total_requests != self.requests_at_last_tick or self.server_state.tasks
+        self.requests_at_last_tick = self.server_state.total_requests
+        self.idle_ticks = 0 if busy else self.idle_ticks + 1
+        if self.idle_ticks == IDLE_TICKS_BEFORE_TRIM:
+            give_back_free_memory()
         return await super().on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -126,6 +137,8 @@ class FrontDoorWorker(UvicornWorker):
         self.config.server_header = False
 
     def run(self) -> None:
+        limit_arenas()  # before the request threads start, each of which could take an arena of its own
+
         def new_loop() -> HandshakeDeadlineLoop:
             loop = HandshakeDeadlineLoop()
             loop.handshake_seconds = self.settings.body_timeout
