@@ -1,10 +1,10 @@
-"""A worker's memory back to the system when it is idle: glibc's malloc, told to keep fewer arenas and to
-give free pages back.
+"""A worker's memory back to the system when it is idle: glibc's malloc_trim.
 
 A 14-megapixel photo is 40 MiB of pixels and more in the model's views; glibc keeps what such requests freed
-in per-thread arenas, so a worker that served them stays large when idle. `python -m bench.front_door
---scenarios bigphotos` measures it: with two arenas and a trim once idle, each worker returns close to its
-baseline (docs/operations.md has the figures). Elsewhere than glibc, both are no-ops.
+in its per-thread arenas, so a worker that served them stays large when idle. `python -m bench.front_door
+--scenarios bigphotos` measures it, with glibc's default arenas and with MALLOC_ARENA_MAX=2: a trim once idle
+brings each worker back close to its baseline, and fewer arenas add nothing to that (docs/design.md has the
+figures). Elsewhere than glibc, it is a no-op.
 """
 
 from __future__ import annotations
@@ -12,25 +12,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
-ARENAS = 2
-
-
 def _glibc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     libc = ctypes.CDLL(name)
-    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    return libc if hasattr(libc, "malloc_trim") else None
 
 
 _LIBC = _glibc()
-
-
-def limit_arenas() -> None:
-    """At most ARENAS malloc arenas in this process (glibc's default is 8 per core)."""
-    if _LIBC is not None:
-        _LIBC.mallopt(M_ARENA_MAX, ARENAS)
 
 
 def give_back_free_memory() -> None:
