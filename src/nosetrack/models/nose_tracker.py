@@ -97,11 +97,18 @@ def box_around(points: np.ndarray) -> Box:
 @dataclass(frozen=True)
 class MeshedFace:
     """One FaceMesh pass on a crop: the face, the network's confidence that a face is there (its presence
-    score), and the crop, levelled on the eyes, that this mesh implies for the next video frame."""
+    score), and the crop, levelled on the eyes, that this mesh implies for the next video frame.
+
+    With the mirrored crop's opinion, `face`'s nose is the two passes' average and `single_nose` the first
+    pass's alone (x, y): their difference is what the mirrored pass adds, which a video tracker can carry to
+    the next frames (it changes slowly with the face's pose). Without it the two are the same.
+    """
 
     face: Face
     presence: float
     next_crop: RotatedCrop
+    crop: RotatedCrop | None = None
+    single_nose: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -263,18 +270,28 @@ class NoseTracker:
     # and follow each face with one FaceMesh pass on the crop its last mesh implies. The nose comes from the
     # same `nose_point`, so a calibration holds on video too.
 
-    def detect_crops(self, image: np.ndarray) -> list[RotatedCrop]:
-        """A crop around every face the detector finds in the upright views, as `predict` would start from."""
+    def detect_crops(self, image: np.ndarray, quarter_turns: int = 0) -> list[RotatedCrop]:
+        """A crop around every face the detector finds, as `predict` would start from: in the upright views,
+        or with `quarter_turns` in the views turned that many quarters (as `predict` looks for faces on their
+        side or upside down: its coarser turned views), each crop levelled on its face's eyes."""
         margin = self.options.crop_margin
-        return [crop_from_detection(detection, margin) for detection in self._detector.detect(image)]
+        views = None
+        if quarter_turns % 4:
+            views = self.options.views.coarser(self.options.turned_search_coarseness)
+        detections = self._detector.detect(image, quarter_turns, views)
+        return [crop_from_detection(detection, margin) for detection in detections]
 
     def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
         """One FaceMesh pass on `crop` (and, with `mirror`, one on the mirrored crop, averaged)."""
         points, presence = self._mesh.landmarks(image, crop)
-        nose = self.nose_point(self._reading(image, crop, points, mirror))
+        reading = self._reading(image, crop, points, mirror)
+        nose = self.nose_point(reading)
+        single = self.nose_point(MeshReading(points)) if mirror else nose
         left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
         return MeshedFace(
             Face(float(nose[0]), float(nose[1]), score=presence, box=box_around(points)),
             presence,
             crop_around(points, left_eye, right_eye, self.options.crop_margin),
+            crop,
+            (float(single[0]), float(single[1])),
         )
