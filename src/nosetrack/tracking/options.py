@@ -39,7 +39,8 @@ class TrackerOptions:
       long: found again within it (near where it was), it is the same face.
     - `mirror_every`: each face's mesh pass also looks at the mirrored crop once every this many frames (and
       on its first); in between, the nose carries the correction that pass found, in the face's own frame.
-      1: every frame (twice the mesh cost), 0: never.
+      1: every frame (twice the mesh cost), 0: never (the default: on the panning sequences of
+      `python -m bench.tracking_footage` it bought no accuracy that held from one set of faces to another).
     - `cut_threshold`: a frame whose thumbnail differs from the last one's by more than this (mean absolute
       difference, 0..1 of the grey range) is a scene cut: every track ends there, and the faces after it
       get new ids (0 turns cut detection off).
@@ -51,8 +52,8 @@ class TrackerOptions:
     redetect_frames: int = 30
     redetect_seconds: float = 1.0
     grace_seconds: float = 0.5
-    mirror_every: int = 4
-    cut_threshold: float = 0.15
+    mirror_every: int = 0
+    cut_threshold: float = 0.1
 
     def __post_init__(self) -> None:
         for option in dataclasses.fields(self):
