@@ -178,3 +178,11 @@ def test_async_client_tracks_like_the_client(video, live_server):
         [f["id"] for f in b["faces"]] for b in expected
     ]
     assert [a["x"] for a in answers] == pytest.approx([b["x"] for b in expected], abs=1e-6)
+
+
+def test_in_process_tracking_takes_a_video_capture_with_the_files_timestamps(video, model):
+    import nosetrack
+
+    frames = list(nosetrack.track(cv2.VideoCapture(str(video)), model))
+    assert [frame.timestamp for frame in frames] == pytest.approx(np.arange(FRAMES) / 30, abs=1e-3)
+    assert {face.id for frame in frames for face in frame.faces} == {1}

@@ -38,8 +38,8 @@ NOMINAL_FACE_SHARE = 0.25
 MAX_NOSE_JUMP = 0.5
 # A followed face whose nose lands further than this (in face sizes) from where its motion was taking it, or
 # whose size changes by more than this factor, from one frame to the next, is another face; a lost face found
-# again may not have changed size by more than that factor either. A head shaken hard (3 Hz, a third of its size
-# each way) strays about 0.12 face sizes a frame at 30 fps from where its last speed would take it.
+# again may not have changed size by more than that factor either. A head shaken hard (3 Hz, a third of its
+# size each way) strays about 0.12 face sizes a frame at 30 fps from where its last speed would take it.
 MAX_SURPRISE = 0.25
 MAX_SIZE_JUMP = 1.5
 # Both jumps are allowed per this much time between frames; a longer gap (dropped frames) allows more.
