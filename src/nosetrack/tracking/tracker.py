@@ -10,8 +10,9 @@ every frame; its faces get the same ids and filters.
 A scene cut (the whole picture changes at once, `scene.SceneCuts`) ends every track. A mesh that jumps in
 place or size beyond what a frame's motion allows has lost its face (often to a part of another): the
 detector looks at once, and a face it finds there that is not the lost one's size gets a new id.
-Re-detection looks at the turned views too (a face that enters on its side), and each face's mesh pass looks
-at the mirrored crop now and then (`mirror_every`), carrying that correction in between.
+Re-detection looks at the turned views as the photo pipeline does (a face that appears on its side), and
+each face's mesh pass may look at the mirrored crop now and then (`mirror_every`), carrying that correction
+in between.
 
 The tracker holds only the stream's state; the model is lent to it for each frame, so a server's streams
 share the worker's model instances.
@@ -26,7 +27,13 @@ import numpy as np
 
 from ..models.base import Box, Face, Model, Prediction
 from ..models.geometry import RotatedCrop
-from ..models.nose_tracker import MIN_MESH_SCORE, MeshedFace, NoseTrackerOptions, turned_by_quarters
+from ..models.nose_tracker import (
+    MIN_MESH_SCORE,
+    MeshedFace,
+    NoseTrackerOptions,
+    quarters_of,
+    turned_by_quarters,
+)
 from .one_euro import OneEuroFilter
 from .options import TrackerOptions
 from .scene import SceneCuts
@@ -44,7 +51,8 @@ MAX_SURPRISE = 0.25
 MAX_SIZE_JUMP = 1.5
 # Both jumps are allowed per this much time between frames; a longer gap (dropped frames) allows more.
 JUMP_INTERVAL = 2.0 / 30.0
-# Re-detection's turned views, one at a time in this order: a face on its side first, then upside down.
+# While nothing is tracked and the upright views find nothing, the turned views are searched one a frame in
+# this order: a face on its side one way, the other way, then upside down.
 TURNED_VIEWS = (1, 3, 2)
 # A face the detector finds is meshed the right way up: when FaceMesh is less sure than this of it, it also
 # looks at the crop turned by each quarter and keeps the surest (as the photo pipeline does).
@@ -348,11 +356,8 @@ class Tracker:
             sighting.track.crop = sighting.meshed.next_crop
         sightings = [(sighting.track, sighting.face, True) for sighting in followed]
         if not followed or self._detection_due(timestamp):
-            # The detector runs every frame while a face is lost; only the scheduled runs always look at a
-            # turned view too.
-            searching = not followed or any(track.crop is None for track in self._tracks)
             self._last_detection = (self._frames, timestamp)
-            found = self._found_anew(model, image, followed, timestamp, turned=not searching)
+            found = self._found_anew(model, image, followed, timestamp)
             return sightings + [(track, face, False) for track, face in found], True
         return sightings, False
 
@@ -368,11 +373,17 @@ class Tracker:
                 kept.append(sighting)
         return kept
 
-    def _crops_to_look_at(self, model: CropTracking, image: np.ndarray, turned: bool) -> list[RotatedCrop]:
-        """The detector's crops: the upright views, and one of the turned views in turn (as the photo
-        pipeline looks for faces on their side or upside down) when `turned` or on every other frame."""
+    def _crops_to_look_at(
+        self, model: CropTracking, image: np.ndarray, followed: list[_Sighting]
+    ) -> list[RotatedCrop]:
+        """The detector's crops, in the views the photo pipeline looks at: the upright ones; the views turned
+        the way followed faces lie (a phone held sideways: its other faces lie that way too); and, when
+        nothing is followed and the upright views find nothing, one turned view a frame, in turn."""
         crops = model.detect_crops(image)
-        if turned or self._frames % 2 == 0:
+        rolls = [sighting.meshed.next_crop.angle for sighting in followed]
+        for quarters in quarters_of(rolls):
+            crops += model.detect_crops(image, quarters)
+        if not followed and not crops:
             quarters = TURNED_VIEWS[self._turned_looks % len(TURNED_VIEWS)]
             self._turned_looks += 1
             crops += model.detect_crops(image, quarters)
@@ -395,14 +406,13 @@ class Tracker:
         image: np.ndarray,
         followed: list[_Sighting],
         timestamp: float,
-        turned: bool,
     ) -> list[tuple[_Track, Face]]:
         """Faces the detector finds that no track follows now, each with its track: a lost face found again
         near where it was keeps its id."""
         meshes: list[MeshedFace] = []
         followed_crops = [square(sighting.meshed.next_crop) for sighting in followed]
         mirrored = self.options.mirror_every > 0
-        for crop in self._crops_to_look_at(model, image, turned):
+        for crop in self._crops_to_look_at(model, image, followed):
             if any(overlap(square(crop), other) > DUPLICATE_OVERLAP for other in followed_crops):
                 continue  # a face already followed, seen again by the detector: no mesh needed
             meshed = self._right_way_up(model, image, crop, mirrored)
