@@ -81,11 +81,13 @@ def markdown(results: dict) -> str:
     ]
     for name, cpu in shots["cpu_ms_per_frame"].items():
         rows = [row for row in shots["clips"] if row["system"] == name]
-        lines.append(
-            f"| {name} | {sum(r['ids_surviving_cuts'] for r in rows)} | "
-            f"{[n for r in rows for n in r['frames_to_find_after_cut']]} | "
-            f"{[n for r in rows for n in r['ids_per_face']]} | {cpu:.2f} |"
-        )
+        found = [n for r in rows for n in r["frames_to_find_after_cut"]]
+        if name == "mediapipe":  # it reports no ids
+            survivors, ids = "-", "- (no ids)"
+        else:
+            survivors = sum(r["ids_surviving_cuts"] for r in rows)
+            ids = [n for r in rows for n in r["ids_per_face"]]
+        lines.append(f"| {name} | {survivors} | {found} | {ids} | {cpu:.2f} |")
     lines += [
         "",
         f"Scene-change measure: smallest at a cut {shots['change_at_cuts_min']:.3f}, largest elsewhere "
