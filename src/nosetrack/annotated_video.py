@@ -3,8 +3,8 @@
 H.264 in MP4 (or VP9 in WebM for a .webm path), encoded by FFmpeg's libraries through PyAV (`av`, a
 dependency: a 36 MB wheel with its own FFmpeg, libx264 and libvpx, encoding in process; imageio-ffmpeg's
 static ffmpeg binary is 165 MB installed and needs a pipe). Where PyAV is missing or has no such encoder,
-OpenCV writes the file: VP9 in WebM for a .webm path (~40x slower), else MPEG-4 part 2 ("mp4v"), which browsers do
-not play; `note` then says so, and how to get the better file.
+OpenCV writes the file: VP9 in WebM for a .webm path (~40x slower), else MPEG-4 part 2 ("mp4v"), which
+browsers do not play; `note` then says so, and how to get the better file.
 """
 
 from __future__ import annotations
