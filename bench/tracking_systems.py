@@ -90,8 +90,8 @@ class MirroredSteps:
     def predict(self, image: np.ndarray):
         return self._model.predict(image)
 
-    def detect_crops(self, image: np.ndarray) -> list[RotatedCrop]:
-        return self._model.detect_crops(image)
+    def detect_crops(self, image: np.ndarray, quarter_turns: int = 0) -> list[RotatedCrop]:
+        return self._model.detect_crops(image, quarter_turns)
 
     def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
         return self._model.mesh_on_crop(image, crop, mirror=True)

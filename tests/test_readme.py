@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -81,3 +82,28 @@ def example_folder(tmp_path_factory) -> Path:
 def test_every_readme_example_runs_against_a_live_server(live_server, example_folder, example):
     result = readme_examples.run_example(example, live_server.url, example_folder)
     assert result.returncode == 0, f"{result.stdout}{result.stderr}"
+
+
+def streaming_example() -> str:
+    """The Python block of the README's "Streams" section."""
+    section = README.read_text().split("### Streams: WS /v1/track", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+
+
+def test_the_readme_streaming_example_runs_as_written(live_server, tmp_path, astronaut_bgr):
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (640, 480))
+    for number in range(10):
+        frame = cv2.copyMakeBorder(
+            astronaut_bgr[:480, :], 0, 0, 4 * number, 128 - 4 * number, cv2.BORDER_CONSTANT
+        )
+        writer.write(frame)
+    writer.release()
+    code = streaming_example().replace("http://127.0.0.1:5000", live_server.url)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(maxsplit=2) for line in result.stdout.splitlines()]
+    assert [int(frame) for frame, _, _ in lines] == list(range(10))
+    assert [float(seconds) for _, seconds, _ in lines] == pytest.approx([n / 25 for n in range(10)], abs=1e-3)
+    assert all(rest.endswith("[1]") for _, _, rest in lines)

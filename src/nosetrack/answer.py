@@ -42,15 +42,17 @@ def prediction_answer(prediction: Prediction) -> dict[str, Any]:
 
 def tracked_answer(frame: TrackedFrame) -> dict[str, Any]:
     """A video frame's answer: `prediction_answer` of the smoothed faces (so `x`, `y` and `nose` are
-    smoothed), the frame's `timestamp`, and per face its `id`, `tracked`, and this frame's own `nose_raw`."""
+    smoothed), the frame's `timestamp` and whether it starts a new shot (`scene_cut`: every id before it has
+    ended), and per face its `id`, the id's `age` in seconds, `tracked`, and this frame's own `nose_raw`."""
     answer = prediction_answer(frame.prediction)
     for face, tracked in zip(answer["faces"], frame.faces, strict=True):
         face.update(
             id=tracked.id,
+            age=tracked.age,
             tracked=tracked.tracked,
             nose_raw={"x": tracked.raw.nose_x, "y": tracked.raw.nose_y},
         )
-    return {**answer, "timestamp": frame.timestamp}
+    return {**answer, "timestamp": frame.timestamp, "scene_cut": frame.scene_cut}
 
 
 def prediction_from_answer(answer: dict[str, Any]) -> Prediction:

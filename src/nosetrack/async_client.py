@@ -7,11 +7,27 @@ same functions (`image_request`, `answer_of`). Failures to reach the server are 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from .client import Outcome, ServerError, answer_of, base_url, image_request
+from .client import (
+    Outcome,
+    ServerError,
+    StreamFrame,
+    _closed_early,
+    _frame_bytes,
+    _raise_for_error,
+    _refusal,
+    answer_of,
+    base_url,
+    image_request,
+    stream_answer,
+    stream_settings,
+    timed_frames,
+    websocket_url,
+)
 
 try:
     import httpx
@@ -26,11 +42,22 @@ class AsyncClient:
     ...     answer = await client.predict("face.jpg")
     """
 
-    def __init__(self, url: str = "http://127.0.0.1:5000", timeout: float = 30.0, api_key: str | None = None):
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:5000",
+        timeout: float = 30.0,
+        api_key: str | None = None,
+        ca_file: str | None = None,
+    ):
         self.url = base_url(url)
+        self.timeout = timeout
+        self._api_key, self._ca_file = api_key, ca_file
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
-            headers=headers, timeout=timeout, limits=httpx.Limits(max_connections=64)
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64),
+            verify=ca_file or True,
         )
 
     async def __aenter__(self) -> AsyncClient:
@@ -79,3 +106,76 @@ class AsyncClient:
         response = await self._client.get(self.url + "/version")
         response.raise_for_status()
         return response.json()
+
+    async def track(
+        self,
+        frames: AsyncIterable[StreamFrame] | Iterable[StreamFrame] | Any,
+        options: dict[str, Any] | None = None,
+        in_flight: int = 2,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """`Client.track` for asyncio code: each frame's answer, in order, over one WebSocket (WS /v1/track).
+
+        `frames` is an async iterable of frames, or what `Client.track` takes (an OpenCV `cv2.VideoCapture`,
+        an iterable of frames or (frame, seconds) pairs), read in a thread so that the event loop never waits
+        for a camera. Frames without a time are stamped with the clock when they are taken.
+
+        >>> async for answer in client.track(cv2.VideoCapture("clip.mp4")):
+        ...     print(answer["frame"], answer["x"], answer["y"])
+        """
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+        try:
+            websocket = await connect(
+                websocket_url(self.url, "/v1/track"),
+                **stream_settings(self._api_key, self.url, self._ca_file),
+                open_timeout=self.timeout,
+            )
+        except InvalidStatus as refused:
+            raise _refusal(refused) from None
+        try:
+            async with websocket:
+                if options:
+                    await websocket.send(json.dumps({"options": options}))
+                    _raise_for_error(json.loads(await asyncio.wait_for(websocket.recv(), self.timeout)))
+                async for answer in self._exchange(websocket, _async_frames(frames), in_flight):
+                    yield answer
+        except ConnectionClosed as closed:
+            raise _closed_early(closed) from None
+
+    async def _exchange(
+        self, websocket, frames: AsyncIterator[StreamFrame], in_flight: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Send `frames`, at most `in_flight` ahead of their answers; yield the answers as they come."""
+        unanswered = 0
+        async for frame in frames:
+            while unanswered >= in_flight:
+                answer = stream_answer(json.loads(await asyncio.wait_for(websocket.recv(), self.timeout)))
+                unanswered -= 1 + answer.get("dropped", 0)
+                yield answer
+            data, timestamp = await asyncio.to_thread(_frame_bytes, frame)
+            await websocket.send(json.dumps({"timestamp": timestamp}))
+            await websocket.send(data)
+            unanswered += 1
+        while unanswered > 0:
+            answer = stream_answer(json.loads(await asyncio.wait_for(websocket.recv(), self.timeout)))
+            unanswered -= 1 + answer.get("dropped", 0)
+            yield answer
+
+
+async def _async_frames(frames: Any) -> AsyncIterator[StreamFrame]:
+    """Frames with their times, from an async iterable (stamped as they come) or a sync one (read in a
+    thread, stamped by `timed_frames`)."""
+    if isinstance(frames, AsyncIterable):
+        loop = asyncio.get_running_loop()
+        started = None
+        async for frame in frames:
+            if not isinstance(frame, tuple):
+                started = loop.time() if started is None else started
+                frame = (frame, loop.time() - started)
+            yield frame
+        return
+    timed = timed_frames(frames)
+    end = object()
+    while (frame := await asyncio.to_thread(next, timed, end)) is not end:
+        yield frame

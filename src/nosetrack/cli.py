@@ -140,7 +140,11 @@ def add_track_parser(commands: argparse._SubParsersAction) -> None:
     track.add_argument("source", help="a video file, or a camera's index (0 for the first)")
     track.add_argument("--output", "-o", help="noses.csv or noses.jsonl (default: CSV on standard output)")
     track.add_argument("--format", choices=("csv", "jsonl"), help="default: from the output's extension")
-    track.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with each face drawn")
+    track.add_argument(
+        "--annotate",
+        metavar="OUT.mp4",
+        help="also write the video with each face drawn: .mp4 is H.264, .webm is VP9 (browsers play both)",
+    )
     track.add_argument("--model", help="built-in model name, or a model file or spec")
     track.add_argument(
         "--calibration",
@@ -397,6 +401,10 @@ def server_tracking(args: argparse.Namespace, changes: dict) -> Tracking:
     return lambda frames: tracked_by_server(frames, client, changes)
 
 
+def print_note(message: str) -> None:
+    print(f"nosetrack: {message}", file=sys.stderr)
+
+
 def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -420,7 +428,7 @@ def run_track(args: argparse.Namespace) -> int:
             open_output(args.output) as output,
             contextlib.suppress(KeyboardInterrupt),
         ):  # a camera runs until stopped
-            write_tracks(track(frames), output, output_format, args.annotate, source.fps)
+            write_tracks(track(frames), output, output_format, args.annotate, source.fps, note=print_note)
     except (ServerError, OSError) as error:  # the server refused or ended the stream, or was not there
         print(f"nosetrack: {error}", file=sys.stderr)
         return 1

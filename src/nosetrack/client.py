@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -160,12 +161,14 @@ class Client:
         return response.json()
 
     def track(
-        self, frames: Iterable[StreamFrame], options: dict[str, Any] | None = None, in_flight: int = 2
+        self, frames: Iterable[StreamFrame] | Any, options: dict[str, Any] | None = None, in_flight: int = 2
     ) -> Iterator[dict[str, Any]]:
         """Track a stream of frames over one WebSocket (WS /v1/track): each frame's answer, in order.
 
-        A frame is encoded image bytes or BGR pixels (sent as JPEG), or a (frame, timestamp) pair with its
-        capture time in seconds (without one, the server uses the time the frame arrived). `options`
+        `frames` is an OpenCV `cv2.VideoCapture` (a file's frames carry the file's own timestamps, a camera's
+        the clock's when each is read), or an iterable of frames: encoded image bytes or BGR pixels (sent as
+        JPEG), or (frame, timestamp) pairs with their capture time in seconds; a frame without one is stamped
+        with this client's clock when it is taken from `frames`. `options`
         changes the tracker's (see `nosetrack.TrackerOptions`). At most `in_flight` frames are sent ahead of
         their answers: two keep the server busy without ever making it drop a frame for a newer one, so
         every frame is answered; a frame the server could not use is answered with {"error": ..., "frame"}.
@@ -177,7 +180,7 @@ class Client:
         websocket = self._open_stream(options)
         try:
             with websocket:
-                yield from self._exchange(websocket, frames, in_flight)
+                yield from self._exchange(websocket, timed_frames(frames), in_flight)
         except ConnectionClosed as closed:
             raise _closed_early(closed) from None
 
@@ -186,16 +189,11 @@ class Client:
         from websockets.exceptions import InvalidStatus
         from websockets.sync.client import connect
 
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         try:
             websocket = connect(
-                self._websocket_url("/v1/track"),
-                additional_headers=headers,
-                subprotocols=["nosetrack"],  # type: ignore[list-item]
-                compression=None,  # JPEG does not compress: deflate would only cost CPU
-                max_size=None,
+                websocket_url(self.url, "/v1/track"),
+                **stream_settings(self._api_key, self.url, self._ca_file),
                 open_timeout=self.timeout,
-                ssl=self._ssl_context(),
                 legacy=True,  # the connection itself, closed by its caller (websockets 17.1 warns otherwise)
             )
         except InvalidStatus as refused:
@@ -230,20 +228,59 @@ class Client:
     def _next_answer(self, websocket) -> dict[str, Any]:
         """The next frame's answer (or its error); a message about anything else than a frame raises."""
         answer = json.loads(websocket.recv(timeout=self.timeout))
-        if "error" in answer and "frame" not in answer["error"]:
-            _raise_for_error(answer)
-        if "error" in answer:
-            answer["frame"] = answer["error"]["frame"]
-        return answer
+        return stream_answer(answer)
 
-    def _websocket_url(self, route: str) -> str:
-        scheme, _, rest = self.url.partition("://")
-        return {"http": "ws", "https": "wss"}.get(scheme, scheme) + "://" + rest + route
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self.url.startswith("https://"):
-            return None
-        return ssl.create_default_context(cafile=self._ca_file)
+def websocket_url(url: str, route: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return {"http": "ws", "https": "wss"}.get(scheme, scheme) + "://" + rest + route
+
+
+def ssl_context(url: str, ca_file: str | None) -> ssl.SSLContext | None:
+    if not url.startswith("https://"):
+        return None
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def stream_settings(api_key: str | None, url: str, ca_file: str | None) -> dict[str, Any]:
+    """How both clients open WS /v1/track (websockets' sync and asyncio `connect` take the same)."""
+    return {
+        "additional_headers": {"Authorization": f"Bearer {api_key}"} if api_key else {},
+        "subprotocols": ["nosetrack"],
+        "compression": None,  # JPEG does not compress: deflate would only cost CPU
+        "max_size": None,
+        "ssl": ssl_context(url, ca_file),
+    }
+
+
+def stream_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """A frame's answer as `track` yields it: an error about a frame carries that frame's number beside it;
+    an error about anything else raises `ServerError`."""
+    if "error" in answer and "frame" not in answer["error"]:
+        _raise_for_error(answer)
+    if "error" in answer:
+        answer["frame"] = answer["error"]["frame"]
+    return answer
+
+
+def timed_frames(frames: Iterable[StreamFrame] | Any) -> Iterator[StreamFrame]:
+    """Each frame with its capture time: an OpenCV capture's own (`video.capture_frames`), a pair's own, or
+    for a bare frame this client's clock when it is taken (seconds from the first frame)."""
+    import cv2
+
+    if isinstance(frames, cv2.VideoCapture):
+        from .video import capture_frames
+
+        yield from capture_frames(frames)
+        return
+    started = None
+    for frame in frames:
+        if isinstance(frame, tuple):
+            yield frame
+            continue
+        now = time.monotonic()
+        started = now if started is None else started
+        yield frame, now - started
 
 
 def _frame_bytes(frame: StreamFrame) -> tuple[bytes, float | None]:

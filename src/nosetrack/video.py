@@ -11,7 +11,7 @@ import csv
 import json
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .annotate import draw_tracked
+from .annotated_video import AnnotatedVideo
 
 if TYPE_CHECKING:
     from .client import Client
@@ -28,6 +29,7 @@ TRACK_COLUMNS = (
     "timestamp",
     "id",
     "tracked",
+    "age",
     "x",
     "y",
     "nose_x",
@@ -70,21 +72,40 @@ class VideoSource:
 
     def frames(self) -> Iterator[tuple[np.ndarray, float]]:
         """BGR frames with their timestamps in seconds: the file's own, or the clock's for a camera."""
-        started = time.monotonic()
-        number = 0
-        try:
-            while True:
-                ok, image = self.capture.read()
-                if not ok:
-                    return
-                if self.is_camera:
-                    timestamp = time.monotonic() - started
-                else:  # some containers give no position: fall back on the frame rate
-                    timestamp = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 or number / self.fps
-                yield image, timestamp
-                number += 1
-        finally:
-            self.capture.release()
+        return capture_frames(self.capture, self.is_camera)
+
+
+def is_live(capture: cv2.VideoCapture) -> bool:
+    """Whether a capture is a camera (or another live source): it knows no frame count."""
+    return capture.get(cv2.CAP_PROP_FRAME_COUNT) <= 0
+
+
+def capture_frames(
+    capture: cv2.VideoCapture, is_camera: bool | None = None
+) -> Iterator[tuple[np.ndarray, float]]:
+    """An OpenCV capture's BGR frames with their timestamps in seconds, until it ends (then released).
+
+    A file's timestamps are its own (`CAP_PROP_POS_MSEC`: the same clip gets the same times wherever it is
+    tracked); a camera's come from the clock when each frame is read. A file whose container gives no
+    position falls back on its frame rate.
+    """
+    is_camera = is_live(capture) if is_camera is None else is_camera
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    started = time.monotonic()
+    number = 0
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                return
+            if is_camera:
+                timestamp = time.monotonic() - started
+            else:
+                timestamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 or number / fps
+            yield image, timestamp
+            number += 1
+    finally:
+        capture.release()
 
 
 def tracked_by_server(
@@ -118,7 +139,10 @@ def tracked_by_server(
 
 
 def face_rows(number: int, answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per face of a tracked answer: smoothed nose (normalized and pixels), raw nose, box."""
+    """One row per face of a tracked answer: smoothed nose (normalized and pixels), raw nose, box, the id's
+    age. A frame without a face gets one row of its own, with its number and timestamp and nothing else."""
+    if not answer["faces"]:
+        return [{"frame": number, "timestamp": answer.get("timestamp")}]
     rows = []
     for face in answer["faces"]:
         box = face.get("box") or {}
@@ -129,6 +153,7 @@ def face_rows(number: int, answer: dict[str, Any]) -> list[dict[str, Any]]:
                 "timestamp": answer.get("timestamp"),
                 "id": face.get("id"),
                 "tracked": face.get("tracked"),
+                "age": face.get("age"),
                 "x": face["x"],
                 "y": face["y"],
                 "nose_x": face["nose"]["x"],
@@ -151,13 +176,15 @@ def write_tracks(
     format: str = "csv",
     annotate_path: str | None = None,
     fps: float = 30.0,
+    note: Callable[[str], None] | None = None,
 ) -> int:
-    """Write each (frame, tracked answer) pair as rows, and drawn into `annotate_path` (an .mp4) when given.
-    Returns the number of frames written."""
+    """Write each (frame, tracked answer) pair as rows (a frame without a face as an empty row), and drawn
+    into `annotate_path` (.mp4: H.264, .webm: VP9; `annotated_video`) when given. `note` hears, once, when
+    that video will not play in a browser. Returns the number of frames written."""
     writer = csv.DictWriter(output, TRACK_COLUMNS) if format == "csv" else None
     if writer:
         writer.writeheader()
-    video: cv2.VideoWriter | None = None
+    video = AnnotatedVideo(annotate_path, fps) if annotate_path else None
     count = 0
     try:
         for number, (image, answer) in enumerate(frames):
@@ -166,15 +193,12 @@ def write_tracks(
                     writer.writerow(row)
                 else:
                     output.write(json.dumps(row) + "\n")
-            if annotate_path:
-                if video is None:
-                    height, width = image.shape[:2]
-                    video = cv2.VideoWriter(
-                        annotate_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
-                    )
+            if video is not None:
                 video.write(draw_tracked(image, answer))
+                if count == 0 and video.note and note:
+                    note(video.note)
             count += 1
     finally:
         if video is not None:
-            video.release()
+            video.close()
     return count

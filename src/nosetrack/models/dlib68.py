@@ -271,12 +271,12 @@ class Dlib68Model:
     # The video tracker's steps (nosetrack.tracking): the default's crops and one FaceMesh pass per face,
     # then the predictor's nose on it.
 
-    def detect_crops(self, image: np.ndarray) -> list[RotatedCrop]:
-        return self.faces.detect_crops(image)
+    def detect_crops(self, image: np.ndarray, quarter_turns: int = 0) -> list[RotatedCrop]:
+        return self.faces.detect_crops(image, quarter_turns)
 
     def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
         reading, presence = self.faces.read_on_crop(image, crop, mirror)
-        meshed = self.faces.meshed_face(reading, presence)
+        meshed = self.faces.meshed_face(reading, presence, crop)
         if presence < MIN_MESH_SCORE:
             return meshed  # no face there: the tracker drops it, no need to place a nose
         placed = self._reading(image, reading)

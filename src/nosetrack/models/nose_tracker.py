@@ -102,11 +102,18 @@ def box_around(points: np.ndarray) -> Box:
 @dataclass(frozen=True)
 class MeshedFace:
     """One FaceMesh pass on a crop: the face, the network's confidence that a face is there (its presence
-    score), and the crop, levelled on the eyes, that this mesh implies for the next video frame."""
+    score), and the crop, levelled on the eyes, that this mesh implies for the next video frame.
+
+    With the mirrored crop's opinion, `face`'s nose is the two passes' average and `single_nose` the first
+    pass's alone (x, y): their difference is what the mirrored pass adds, which a video tracker can carry to
+    the next frames (it changes slowly with the face's pose). Without it the two are the same.
+    """
 
     face: Face
     presence: float
     next_crop: RotatedCrop
+    crop: RotatedCrop | None = None
+    single_nose: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -268,10 +275,16 @@ class NoseTracker:
     # and follow each face with one FaceMesh pass on the crop its last mesh implies. The nose comes from the
     # same `nose_point`, so a calibration holds on video too.
 
-    def detect_crops(self, image: np.ndarray) -> list[RotatedCrop]:
-        """A crop around every face the detector finds in the upright views, as `predict` would start from."""
+    def detect_crops(self, image: np.ndarray, quarter_turns: int = 0) -> list[RotatedCrop]:
+        """A crop around every face the detector finds, as `predict` would start from: in the upright views,
+        or with `quarter_turns` in the views turned that many quarters (as `predict` looks for faces on their
+        side or upside down: its coarser turned views), each crop levelled on its face's eyes."""
         margin = self.options.crop_margin
-        return [crop_from_detection(detection, margin) for detection in self._detector.detect(image)]
+        views = None
+        if quarter_turns % 4:
+            views = self.options.views.coarser(self.options.turned_search_coarseness)
+        detections = self._detector.detect(image, quarter_turns, views)
+        return [crop_from_detection(detection, margin) for detection in detections]
 
     def read_on_crop(
         self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False
@@ -281,20 +294,23 @@ class NoseTracker:
         points, presence = self._mesh.landmarks(image, crop)
         return self._reading(image, crop, points, mirror), presence
 
-    def meshed_face(self, reading: MeshReading, presence: float) -> MeshedFace:
-        """The face a mesh gives on a video frame, and the crop it implies for the next frame."""
+    def meshed_face(self, reading: MeshReading, presence: float, crop: RotatedCrop) -> MeshedFace:
+        """The face a mesh read on `crop` gives on a video frame, and the crop it implies for the next one."""
         points = reading.points
         nose = self.nose_point(reading)
+        single = self.nose_point(MeshReading(points)) if reading.mirrored is not None else nose
         left_eye, right_eye = points[IMAGE_LEFT_EYE_CORNER], points[IMAGE_RIGHT_EYE_CORNER]
         return MeshedFace(
             Face(float(nose[0]), float(nose[1]), score=presence, box=box_around(points)),
             presence,
             crop_around(points, left_eye, right_eye, self.options.crop_margin),
+            crop,
+            (float(single[0]), float(single[1])),
         )
 
     def mesh_on_crop(self, image: np.ndarray, crop: RotatedCrop, mirror: bool = False) -> MeshedFace:
         """One FaceMesh pass on `crop` (and, with `mirror`, one on the mirrored crop, averaged)."""
-        return self.meshed_face(*self.read_on_crop(image, crop, mirror))
+        return self.meshed_face(*self.read_on_crop(image, crop, mirror), crop)
 
     def second_opinion(self, image: np.ndarray, item: FaceReading) -> FaceReading:
         """`item` with the mirrored crop's opinion added, when it has none: the default model's reading."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+
 def _glibc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if name is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -12,16 +13,24 @@ from .tracker import TrackedFace, TrackedFrame, Tracker
 
 
 def track(
-    frames: Iterable[np.ndarray | tuple[np.ndarray, float]],
+    frames: Iterable[np.ndarray | tuple[np.ndarray, float]] | Any,
     model: Model | None = None,
     options: TrackerOptions | None = None,
     fps: float = 30.0,
 ) -> Iterator[TrackedFrame]:
     """Track the faces of a sequence of BGR frames, in process.
 
-    Each item is a frame, or a (frame, timestamp in seconds) pair; bare frames are taken `fps` apart. The
-    model is the built-in default unless given (a user's model is tracked by running it on every frame).
+    `frames` is an OpenCV `cv2.VideoCapture` (a file's frames carry its own timestamps, a camera's the
+    clock's), or an iterable of frames or (frame, timestamp in seconds) pairs; bare frames are taken `fps`
+    apart. The model is the built-in default unless given (a user's model is tracked by running it on every
+    frame).
     """
+    import cv2
+
+    if isinstance(frames, cv2.VideoCapture):
+        from ..video import capture_frames
+
+        frames = capture_frames(frames)
     model = model or load_model()
     tracker = Tracker(options)
     for number, item in enumerate(frames):

@@ -16,6 +16,8 @@ _LIMITS: dict[str, tuple[type, float, bool, str]] = {
     "redetect_frames": (int, 0, True, "a whole number of frames, 0 or more (0: never by frame count)"),
     "redetect_seconds": (float, 0.0, True, "a number of seconds, 0 or more (0: never by time)"),
     "grace_seconds": (float, 0.0, True, "a number of seconds, 0 or more"),
+    "mirror_every": (int, 0, True, "a whole number of frames, 0 or more (0: never, 1: every frame)"),
+    "cut_threshold": (float, 0.0, True, "a share of the grey range, 0 or more (0: no cut detection)"),
 }
 
 
@@ -35,6 +37,13 @@ class TrackerOptions:
       face is tracked and when FaceMesh says a tracked face is gone.
     - `grace_seconds`: a face lost from view is no longer reported, but its id and filter are kept this
       long: found again within it (near where it was), it is the same face.
+    - `mirror_every`: each face's mesh pass also looks at the mirrored crop once every this many frames (and
+      on its first); in between, the nose carries the correction that pass found, in the face's own frame.
+      1: every frame (twice the mesh cost), 0: never (the default: on the panning sequences of
+      `python -m bench.tracking_footage` it bought no accuracy that held from one set of faces to another).
+    - `cut_threshold`: a frame whose thumbnail differs from the last one's by more than this (mean absolute
+      difference, 0..1 of the grey range) is a scene cut: every track ends there, and the faces after it
+      get new ids (0 turns cut detection off).
     """
 
     min_cutoff: float = 0.5
@@ -43,6 +52,8 @@ class TrackerOptions:
     redetect_frames: int = 30
     redetect_seconds: float = 1.0
     grace_seconds: float = 0.5
+    mirror_every: int = 0
+    cut_threshold: float = 0.1
 
     def __post_init__(self) -> None:
         for option in dataclasses.fields(self):
