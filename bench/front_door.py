@@ -336,11 +336,15 @@ def big_photos(folder: Path, image: bytes, seconds: float, arenas: str | None) -
     }
 
 
+def _per_worker(values: list[float]) -> str:
+    return "/".join(f"{value:.0f}" for value in values)
+
+
 def _big_photos_text(runs: list[dict]) -> str:
     return "; ".join(
-        f"arenas {run['malloc_arena_max']}: peak {'/'.join(f'{v:.0f}' for v in run['peak_mib'])} MiB per worker "
-        f"(baseline {'/'.join(f'{v:.0f}' for v in run['baseline_mib'])}), "
-        f"{'/'.join(f'{v:.0f}' for v in run['idle_20s_mib'])} MiB 20 s idle; answers {run['answers']}"
+        f"arenas {run['malloc_arena_max']}: peak {_per_worker(run['peak_mib'])} MiB per worker "
+        f"(baseline {_per_worker(run['baseline_mib'])}), {_per_worker(run['idle_20s_mib'])} MiB 20 s idle; "
+        f"answers {run['answers']}"
         for run in runs
     )
 

@@ -198,8 +198,8 @@ assert app.test_client().get("/healthz").status_code == 200
 
 def test_the_server_module_leaves_prometheus_client_to_the_workers():
     """`nosetrack serve` sets PROMETHEUS_MULTIPROC_DIR after importing its server module and before the
-    workers import prometheus_client; imported earlier, every worker's metrics would stay its own (and /metrics
-    would count nothing across workers)."""
+    workers import prometheus_client; imported earlier, every worker's metrics would stay its own (and
+    /metrics would count nothing across workers)."""
     script = "import sys, nosetrack.server.gunicorn; print('prometheus_client' in sys.modules)"
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert finished.stdout.strip() == "False", finished.stderr[-2000:]
