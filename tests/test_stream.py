@@ -8,6 +8,8 @@ another.
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import json
 import re
 import socket
@@ -437,3 +439,47 @@ def _can_open(server: LiveServer) -> bool:
     except InvalidStatus:
         return False
     return True
+
+
+def worker_pids(server: LiveServer) -> list[int]:
+    pid = server.process.pid
+    return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", ["sync", "async"])
+def test_a_stream_resumes_when_its_worker_stops(tmp_path, frame_jpeg, client):
+    """A worker that stops closes its streams with 1001; the clients open the stream again (gunicorn starts
+    a new worker) and go on: every frame answered once, in order, the later ones marked resumed."""
+    import asyncio
+
+    from nosetrack import AsyncClient, Client
+
+    server = LiveServer(tmp_path, "--workers", "1")
+    frames_total, stop_at = 30, 10
+    stopped = []
+
+    def frames():
+        for number in range(frames_total):
+            if number == stop_at:
+                stopped.extend(worker_pids(server))
+                for pid in stopped:
+                    os.kill(pid, signal.SIGTERM)
+            yield frame_jpeg, number / 30
+
+    async def tracked_async() -> list[dict]:
+        async with AsyncClient(server.url) as streaming:
+            return [answer async for answer in streaming.track(frames())]
+
+    try:
+        if client == "sync":
+            answers = list(Client(server.url).track(frames()))
+        else:
+            answers = asyncio.run(tracked_async())
+    finally:
+        server.stop()
+    summary = [(a["frame"], a.get("resumed"), a.get("dropped"), "error" in a) for a in answers]
+    assert [answer["frame"] for answer in answers] == list(range(frames_total)), str(summary)
+    assert all(answer["detected"] for answer in answers)
+    assert "resumed" not in answers[0] and answers[-1]["resumed"] == 1
+    assert stopped and re.search(r"WS /v1/track closed 1001 ", server.log_file.read_text())

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 from .client import (
+    RESUME_ATTEMPTS,
     Outcome,
     ServerError,
     StreamFrame,
+    StreamLedger,
     _closed_early,
     _frame_bytes,
     _raise_for_error,
@@ -23,6 +27,7 @@ from .client import (
     answer_of,
     base_url,
     image_request,
+    resume_pause,
     stream_answer,
     stream_settings,
     timed_frames,
@@ -113,7 +118,8 @@ class AsyncClient:
         options: dict[str, Any] | None = None,
         in_flight: int = 2,
     ) -> AsyncIterator[dict[str, Any]]:
-        """`Client.track` for asyncio code: each frame's answer, in order, over one WebSocket (WS /v1/track).
+        """`Client.track` for asyncio code: each frame's answer, in order, over WS /v1/track, resumed on a new
+        connection when the server goes away or the connection is lost (as `Client.track` does).
 
         `frames` is an async iterable of frames, or what `Client.track` takes (an OpenCV `cv2.VideoCapture`,
         an iterable of frames or (frame, seconds) pairs), read in a thread so that the event loop never waits
@@ -122,45 +128,76 @@ class AsyncClient:
         >>> async for answer in client.track(cv2.VideoCapture("clip.mp4")):
         ...     print(answer["frame"], answer["x"], answer["y"])
         """
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidStatus
+        from websockets.exceptions import ConnectionClosed
 
-        try:
-            websocket = await connect(
-                websocket_url(self.url, "/v1/track"),
-                **stream_settings(self._api_key, self.url, self._ca_file),
-                open_timeout=self.timeout,
-            )
-        except InvalidStatus as refused:
-            raise _refusal(refused) from None
-        try:
-            async with websocket:
-                if options:
-                    await websocket.send(json.dumps({"options": options}))
-                    _raise_for_error(json.loads(await asyncio.wait_for(websocket.recv(), self.timeout)))
-                async for answer in self._exchange(websocket, _async_frames(frames), in_flight):
-                    yield answer
-        except ConnectionClosed as closed:
-            raise _closed_early(closed) from None
+        ledger = StreamLedger()
+        timed = _async_frames(frames)
+        while True:
+            websocket = await self._open_stream(options, RESUME_ATTEMPTS if ledger.resumes else 1)
+            try:
+                async with websocket:
+                    async for answer in self._exchange(websocket, timed, in_flight, ledger):
+                        yield answer
+                return
+            except ConnectionClosed as closed:
+                if not ledger.may_resume(closed):
+                    raise _closed_early(closed) from None
+
+    async def _open_stream(self, options: dict[str, Any] | None, attempts: int):
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidHandshake
+
+        for attempt in range(attempts):
+            try:
+                websocket = await connect(
+                    websocket_url(self.url, "/v1/track"),
+                    **stream_settings(self._api_key, self.url, self._ca_file),
+                    open_timeout=self.timeout,
+                )
+                break
+            except (InvalidHandshake, OSError) as refused:
+                if isinstance(refused, ssl.SSLError):
+                    raise  # a certificate not trusted: no later try will fare better
+                if attempt + 1 == attempts:
+                    raise _refusal(refused) from None
+                await asyncio.sleep(resume_pause(attempt))
+        if options:
+            await websocket.send(json.dumps({"options": options}))
+            try:
+                _raise_for_error(json.loads(await asyncio.wait_for(websocket.recv(), self.timeout)))
+            except ServerError:
+                await websocket.close()
+                raise
+        return websocket
 
     async def _exchange(
-        self, websocket, frames: AsyncIterator[StreamFrame], in_flight: int
+        self, websocket, frames: AsyncIterator[StreamFrame], in_flight: int, ledger: StreamLedger
     ) -> AsyncIterator[dict[str, Any]]:
-        """Send `frames`, at most `in_flight` ahead of their answers; yield the answers as they come."""
-        unanswered = 0
+        """Send the frames a resumed stream still owes, then `frames`, at most `in_flight` ahead of their
+        answers; yield the answers as they come."""
+        resend = deque(ledger.start_connection())  # owed by the last connection, sent again in order
+        while resend:
+            while ledger.unanswered - len(resend) >= in_flight:
+                yield await self._next_answer(websocket, ledger)
+            data, timestamp = resend.popleft()
+            await self._send_frame(websocket, data, timestamp)
         async for frame in frames:
-            while unanswered >= in_flight:
-                answer = stream_answer(json.loads(await asyncio.wait_for(websocket.recv(), self.timeout)))
-                unanswered -= 1 + answer.get("dropped", 0)
-                yield answer
             data, timestamp = await asyncio.to_thread(_frame_bytes, frame)
+            ledger.sent(data, timestamp)  # owed from now on: a connection lost before it went sends it again
+            while ledger.unanswered - 1 >= in_flight:
+                yield await self._next_answer(websocket, ledger)
+            await self._send_frame(websocket, data, timestamp)
+        while ledger.unanswered:
+            yield await self._next_answer(websocket, ledger)
+
+    async def _send_frame(self, websocket, data: bytes, timestamp: float | None) -> None:
+        if timestamp is not None:
             await websocket.send(json.dumps({"timestamp": timestamp}))
-            await websocket.send(data)
-            unanswered += 1
-        while unanswered > 0:
-            answer = stream_answer(json.loads(await asyncio.wait_for(websocket.recv(), self.timeout)))
-            unanswered -= 1 + answer.get("dropped", 0)
-            yield answer
+        await websocket.send(data)
+
+    async def _next_answer(self, websocket, ledger: StreamLedger) -> dict[str, Any]:
+        answer = json.loads(await asyncio.wait_for(websocket.recv(), self.timeout))
+        return ledger.answered(stream_answer(answer))
 
 
 async def _async_frames(frames: Any) -> AsyncIterator[StreamFrame]:

@@ -6,6 +6,7 @@ import base64
 import json
 import ssl
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -163,7 +164,7 @@ class Client:
     def track(
         self, frames: Iterable[StreamFrame] | Any, options: dict[str, Any] | None = None, in_flight: int = 2
     ) -> Iterator[dict[str, Any]]:
-        """Track a stream of frames over one WebSocket (WS /v1/track): each frame's answer, in order.
+        """Track a stream of frames over a WebSocket (WS /v1/track): each frame's answer, in order.
 
         `frames` is an OpenCV `cv2.VideoCapture` (a file's frames carry the file's own timestamps, a camera's
         the clock's when each is read), or an iterable of frames: encoded image bytes or BGR pixels (sent as
@@ -172,32 +173,49 @@ class Client:
         changes the tracker's (see `nosetrack.TrackerOptions`). At most `in_flight` frames are sent ahead of
         their answers: two keep the server busy without ever making it drop a frame for a newer one, so
         every frame is answered; a frame the server could not use is answered with {"error": ..., "frame"}.
-        `ServerError` when the server refuses the stream or its options, or ends it early (4xx statuses
-        for its close codes 4xxx: 408 when the stream went idle).
+
+        When the server goes away (a worker or replica stopping: 1001, 1012) or the connection is lost (1006),
+        the stream resumes on a new connection: the frames still unanswered are sent again, answers keep their
+        numbers, and from then on each carries `"resumed"` (how many times the stream resumed; the tracker
+        starts afresh, so face ids may restart). `ServerError` when the server refuses the stream or its
+        options, ends it for a cause (4xx statuses for its close codes 4xxx: 408 when the stream went idle),
+        or cannot be reached again within `RESUME_ATTEMPTS` tries.
         """
         from websockets.exceptions import ConnectionClosed
 
-        websocket = self._open_stream(options)
-        try:
-            with websocket:
-                yield from self._exchange(websocket, timed_frames(frames), in_flight)
-        except ConnectionClosed as closed:
-            raise _closed_early(closed) from None
+        ledger = StreamLedger()
+        frames = timed_frames(frames)
+        while True:
+            websocket = self._open_stream(options, attempts=RESUME_ATTEMPTS if ledger.resumes else 1)
+            try:
+                with websocket:
+                    yield from self._exchange(websocket, frames, in_flight, ledger)
+                return
+            except ConnectionClosed as closed:
+                if not ledger.may_resume(closed):
+                    raise _closed_early(closed) from None
 
-    def _open_stream(self, options: dict[str, Any] | None):
-        """A WebSocket to WS /v1/track with `options` set; `ServerError` when either is refused."""
-        from websockets.exceptions import InvalidStatus
+    def _open_stream(self, options: dict[str, Any] | None, attempts: int = 1):
+        """A WebSocket to WS /v1/track with `options` set; `ServerError` when either is refused (after
+        `attempts` tries a short while apart, when resuming)."""
+        from websockets.exceptions import InvalidHandshake
         from websockets.sync.client import connect
 
-        try:
-            websocket = connect(
-                websocket_url(self.url, "/v1/track"),
-                **stream_settings(self._api_key, self.url, self._ca_file),
-                open_timeout=self.timeout,
-                legacy=True,  # the connection itself, closed by its caller (websockets 17.1 warns otherwise)
-            )
-        except InvalidStatus as refused:
-            raise _refusal(refused) from None
+        for attempt in range(attempts):
+            try:
+                websocket = connect(
+                    websocket_url(self.url, "/v1/track"),
+                    **stream_settings(self._api_key, self.url, self._ca_file),
+                    open_timeout=self.timeout,
+                    legacy=True,  # the connection itself, closed by its caller (websockets 17.1 warns else)
+                )
+                break
+            except (InvalidHandshake, OSError) as refused:
+                if isinstance(refused, ssl.SSLError):
+                    raise  # a certificate not trusted: no later try will fare better
+                if attempt + 1 == attempts:
+                    raise _refusal(refused) from None
+                time.sleep(resume_pause(attempt))
         if options:
             websocket.send(json.dumps({"options": options}))
             try:
@@ -207,28 +225,93 @@ class Client:
                 raise
         return websocket
 
-    def _exchange(self, websocket, frames: Iterable[StreamFrame], in_flight: int) -> Iterator[dict[str, Any]]:
-        """Send `frames`, at most `in_flight` ahead of their answers; yield the answers as they come."""
-        unanswered = 0
+    def _exchange(
+        self, websocket, frames: Iterator[StreamFrame], in_flight: int, ledger: StreamLedger
+    ) -> Iterator[dict[str, Any]]:
+        """Send the frames a resumed stream still owes, then `frames`, at most `in_flight` ahead of their
+        answers; yield the answers as they come."""
+        resend = deque(ledger.start_connection())  # owed by the last connection, sent again in order
+        while resend:
+            while ledger.unanswered - len(resend) >= in_flight:
+                yield self._next_answer(websocket, ledger)
+            data, timestamp = resend.popleft()
+            self._send_frame(websocket, data, timestamp)
         for frame in frames:
-            while unanswered >= in_flight:
-                answer = self._next_answer(websocket)
-                unanswered -= 1 + answer.get("dropped", 0)
-                yield answer
             data, timestamp = _frame_bytes(frame)
-            if timestamp is not None:
-                websocket.send(json.dumps({"timestamp": timestamp}))
-            websocket.send(data)
-            unanswered += 1
-        while unanswered > 0:
-            answer = self._next_answer(websocket)
-            unanswered -= 1 + answer.get("dropped", 0)
-            yield answer
+            ledger.sent(data, timestamp)  # owed from now on: a connection lost before it went sends it again
+            while ledger.unanswered - 1 >= in_flight:
+                yield self._next_answer(websocket, ledger)
+            self._send_frame(websocket, data, timestamp)
+        while ledger.unanswered:
+            yield self._next_answer(websocket, ledger)
 
-    def _next_answer(self, websocket) -> dict[str, Any]:
+    def _send_frame(self, websocket, data: bytes, timestamp: float | None) -> None:
+        if timestamp is not None:
+            websocket.send(json.dumps({"timestamp": timestamp}))
+        websocket.send(data)
+
+    def _next_answer(self, websocket, ledger: StreamLedger) -> dict[str, Any]:
         """The next frame's answer (or its error); a message about anything else than a frame raises."""
-        answer = json.loads(websocket.recv(timeout=self.timeout))
-        return stream_answer(answer)
+        return ledger.answered(stream_answer(json.loads(websocket.recv(timeout=self.timeout))))
+
+
+# A stream that the server ends this way resumes on a new connection: going away (a stopping worker or a
+# drained replica), restarting, or the connection lost.
+RESUMABLE_CLOSE_CODES = frozenset({1001, 1006, 1012})
+RESUME_ATTEMPTS = 8
+
+
+def resume_pause(attempt: int) -> float:
+    """Seconds between tries to reach the server again: 0.2, 0.4, 0.8... (3 s at most; 15 s in all)."""
+    return min(3.0, 0.2 * 2**attempt)
+
+
+class StreamLedger:
+    """A tracking client's account of one stream across its connections: the frames sent and not yet
+    answered (to send again on a new connection), and the numbers that make the answers read as one stream
+    (the server numbers each connection's frames from 0). Shared by `Client` and `AsyncClient`."""
+
+    def __init__(self) -> None:
+        self._pending: deque[tuple[int, bytes, float | None]] = deque()
+        self._next_number = 0
+        self._first_on_connection = 0
+        self._answered_on_connection = False
+        self.resumes = 0
+
+    @property
+    def unanswered(self) -> int:
+        return len(self._pending)
+
+    def start_connection(self) -> list[tuple[bytes, float | None]]:
+        """A new connection begins: the frames it must carry first (those the last one left unanswered)."""
+        self._first_on_connection = self._pending[0][0] if self._pending else self._next_number
+        self._answered_on_connection = False
+        return [(data, timestamp) for _, data, timestamp in self._pending]
+
+    def sent(self, data: bytes, timestamp: float | None) -> None:
+        self._pending.append((self._next_number, data, timestamp))
+        self._next_number += 1
+
+    def answered(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """`answer` with the stream's own frame number; it and every frame before it (dropped for a newer
+        one) are no longer owed."""
+        answer["frame"] += self._first_on_connection
+        while self._pending and self._pending[0][0] <= answer["frame"]:
+            self._pending.popleft()
+        if self.resumes:
+            answer["resumed"] = self.resumes
+        self._answered_on_connection = True
+        return answer
+
+    def may_resume(self, closed: Any) -> bool:
+        """Whether a stream ended with `closed` (websockets' ConnectionClosed) goes on over a new connection:
+        the server went away or the connection was lost, and the last connection carried at least one answer
+        (a server that closes every connection at once is not retried for ever)."""
+        code = closed.rcvd.code if closed.rcvd else 1006
+        if code not in RESUMABLE_CLOSE_CODES or not (self._answered_on_connection or self.resumes == 0):
+            return False
+        self.resumes += 1
+        return True
 
 
 def websocket_url(url: str, route: str) -> str:
@@ -312,8 +395,11 @@ def _closed_early(closed: Any) -> ServerError:
 
 
 def _refusal(refused: Any) -> ServerError:
-    """The server's JSON error from a refused WebSocket handshake (401, 403, 503...)."""
-    response = refused.response
+    """The server's JSON error from a refused WebSocket handshake (401, 403, 503...), or the reason none
+    came."""
+    response = getattr(refused, "response", None)
+    if response is None:
+        return ServerError(503, "unreachable", f"The server could not be reached: {refused}")
     try:
         error = json.loads(response.body or b"{}").get("error", {})
     except ValueError:

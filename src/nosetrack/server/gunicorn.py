@@ -107,7 +107,11 @@ def serve(settings: Settings) -> None:
     """Run until SIGTERM or Ctrl-C. Metrics from every worker meet in a fresh temporary directory."""
     metrics_dir = tempfile.mkdtemp(prefix="nosetrack-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    arbiter = os.getpid()
     try:
         NosetrackServer(settings, RecentFrames(settings.show_recent)).run()
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        # A worker leaves through here too (gunicorn ends it with SystemExit, in the arbiter's forked frames):
+        # only the arbiter removes the directory the workers it starts next will need.
+        if os.getpid() == arbiter:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
