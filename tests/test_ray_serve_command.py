@@ -28,6 +28,8 @@ from nosetrack.launcher import ServerProcess, answers_ready, free_port
 pytest.importorskip("ray.serve")
 pytest.importorskip("a2wsgi")
 
+from nosetrack.cluster.launch import haproxy_installed
+
 pytestmark = pytest.mark.slow
 
 STOP_SECONDS = 15.0  # the issue's bound for a local cluster, from the signal to the last process gone
@@ -82,9 +84,11 @@ def listening_sockets(pids) -> list[tuple[str, str]]:
     ]
 
 
-def serve_on_ray(folder: Path, ray_tmpdir: str, *flags: str, env: dict | None = None) -> ServerProcess:
-    """`nosetrack serve --ray --host 127.0.0.1` with one replica of one model, ready (/readyz 200)."""
-    command = [sys.executable, "-m", "nosetrack.cli", "serve", "--ray", "--host", "127.0.0.1"]
+def serve_on_ray(
+    folder: Path, ray_tmpdir: str, *flags: str, env: dict | None = None, host: str = "127.0.0.1"
+) -> ServerProcess:
+    """`nosetrack serve --ray --host HOST` with one replica of one model, ready (/readyz 200)."""
+    command = [sys.executable, "-m", "nosetrack.cli", "serve", "--ray", "--host", host]
     command += ["--min-replicas", "1", "--max-replicas", "1", "--model-instances", "1"]
     command += ["--log-file", str(folder / "webserver.log"), *flags]
     return ServerProcess(
@@ -139,8 +143,13 @@ def test_on_a_loopback_host_it_answers_and_its_local_cluster_listens_on_loopback
         server.stop()
 
 
-def test_sigterm_deletes_the_app_and_stops_the_local_cluster_within_15_s(tmp_path, ray_tmpdir, face_jpeg):
-    server = serve_on_ray(tmp_path, ray_tmpdir)
+# Ray's modes: its default proxy, and its throughput-optimized mode (direct ingress, whose replicas Serve
+# drains for at least 35 s when an application is deleted; a stopping local cluster does not wait for that).
+@pytest.mark.parametrize("mode", [{}, {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}], ids=["proxy", "throughput"])
+def test_sigterm_deletes_the_app_and_stops_the_local_cluster_within_15_s(
+    tmp_path, ray_tmpdir, face_jpeg, mode
+):
+    server = serve_on_ray(tmp_path, ray_tmpdir, env=mode)
     try:
         assert_answers_a_photo(server.url, face_jpeg)
         seconds, status, left = stop_and_time(
@@ -155,10 +164,13 @@ def test_sigterm_deletes_the_app_and_stops_the_local_cluster_within_15_s(tmp_pat
         requests.get(server.url + "/healthz", timeout=5)
 
 
-def test_ctrl_c_in_a_terminal_stops_it_and_its_local_cluster_within_15_s(tmp_path, ray_tmpdir, face_jpeg):
-    server = serve_on_ray(tmp_path, ray_tmpdir)
+def test_ctrl_c_stops_it_and_its_local_cluster_within_15_s_with_haproxy_too(tmp_path, ray_tmpdir, face_jpeg):
+    # Not on loopback, the local cluster's front door is Ray's HAProxy ingress where it is installed.
+    server = serve_on_ray(tmp_path, ray_tmpdir, host="0.0.0.0")
     try:
         assert_answers_a_photo(server.url, face_jpeg)
+        if haproxy_installed():
+            assert "haproxy" in processes_of(ray_tmpdir).values()
         # A terminal sends SIGINT to its foreground process group: the command and all it started there.
         seconds, status, left = stop_and_time(
             server, ray_tmpdir, lambda: os.killpg(server.process.pid, signal.SIGINT)
