@@ -164,9 +164,13 @@ def test_sigterm_deletes_the_app_and_stops_the_local_cluster_within_15_s(
         requests.get(server.url + "/healthz", timeout=5)
 
 
-def test_ctrl_c_stops_it_and_its_local_cluster_within_15_s_with_haproxy_too(tmp_path, ray_tmpdir, face_jpeg):
-    # Not on loopback, the local cluster's front door is Ray's HAProxy ingress where it is installed.
-    server = serve_on_ray(tmp_path, ray_tmpdir, host="0.0.0.0")
+@pytest.mark.parametrize("mode", [{}, {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}], ids=["haproxy", "throughput"])
+def test_ctrl_c_stops_it_and_its_local_cluster_within_15_s_with_haproxy_too(
+    tmp_path, ray_tmpdir, face_jpeg, mode
+):
+    # Not on loopback, the local cluster's front door is Ray's HAProxy ingress where it is installed; HAProxy
+    # runs in its worker's process group, outside the cluster's, and once outlived a stop that killed groups.
+    server = serve_on_ray(tmp_path, ray_tmpdir, host="0.0.0.0", env=mode)
     try:
         assert_answers_a_photo(server.url, face_jpeg)
         if haproxy_installed():

@@ -102,17 +102,35 @@ class LocalCluster:
                 raise TimeoutError(f"the local Ray cluster did not start in {seconds:g} s; see {self.log}")
             time.sleep(0.2)
 
-    def _alive(self) -> bool:
+    def members(self) -> list[int]:
+        """Every live process of the cluster's session. Ray puts each worker (and so HAProxy, a worker's
+        child) in a process group of its own, so the session, not the group, holds them all."""
         self.process.poll()  # reaps `ray start` itself, the only one of them that is our child
-        try:
-            os.killpg(self.process.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        if not os.path.isdir("/proc"):  # not Linux: `ray start` and its own group, the best there is here
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, 0)
+                return [self.process.pid]
+            return []
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    state, _ppid, _group, session = (
+                        Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[:4]
+                    )
+                    if int(session) == self.process.pid and state != "Z":
+                        found.append(int(entry))
+        return found
+
+    def _alive(self) -> bool:
+        return bool(self.members())
 
     def _signal_all(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)
+        for pid in self.members():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     def _wait_until_gone(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -140,7 +158,7 @@ def haproxy_installed() -> bool:
 
 
 def front_door(environ: dict[str, str], loopback: bool, folder: Path) -> dict[str, str]:
-    """The local cluster's front door: Ray's HAProxy ingress (direct to the replicas: 1.8x less CPU per
+    """The local cluster's front door: Ray's HAProxy ingress (direct to the replicas: 1.8-2x less CPU per
     answer than Ray's proxy here, docs/scale-out.md) where HAProxy is installed and the host is not
     loopback, since HAProxy mode binds the replicas' ports, HAProxy's stats and its metrics on every
     interface; RAY_SERVE_ENABLE_HA_PROXY, if set, decides. With HAProxy, its files and ports are this
