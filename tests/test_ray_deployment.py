@@ -96,3 +96,31 @@ def test_a_replica_runs_one_model_per_cpu_unless_told(cpus, models):
     assert settings.model_instances == models
     told = build_app({"cpus_per_replica": cpus, "model_instances": "3"})._bound_deployment.init_args[0]
     assert told.model_instances == 3
+
+
+def test_a_local_cluster_uses_haproxy_off_loopback_where_installed_with_files_and_ports_of_its_own(
+    tmp_path, monkeypatch
+):
+    from nosetrack.cluster import launch
+
+    monkeypatch.setattr(launch, "haproxy_installed", lambda: True)
+    door = launch.front_door({}, loopback=False, folder=tmp_path)
+    assert door["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert door["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"].startswith(str(tmp_path))
+    assert door["RAY_SERVE_HAPROXY_STATS_PORT"] != "8404"
+    assert launch.front_door({}, loopback=True, folder=tmp_path) == {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+    monkeypatch.setattr(launch, "haproxy_installed", lambda: False)
+    assert launch.front_door({}, loopback=False, folder=tmp_path) == {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+
+
+def test_ray_serve_enable_ha_proxy_decides_the_front_door_when_set(tmp_path):
+    from nosetrack.cluster.launch import front_door
+
+    assert (
+        front_door({"RAY_SERVE_ENABLE_HA_PROXY": "1"}, loopback=True, folder=tmp_path)[
+            "RAY_SERVE_ENABLE_HA_PROXY"
+        ]
+        == "1"
+    )
+    off = {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+    assert front_door(off, loopback=False, folder=tmp_path) == off
