@@ -65,8 +65,13 @@ def _alive(pid: int) -> bool:
 
 def measure(name: str, streams: int, seconds: float, sequences, folder: Path) -> dict:
     label, flags = SYSTEMS[name]
+    # RAY_ADDRESS=local: `nosetrack serve --ray` starts a local cluster of its own rather than join one that
+    # runs on this machine (Ray finds any by its processes), so it counts only its own processes and
+    # deletes no one else's application when it stops.
     server = NosetrackProcess(
-        folder / name, "--log-level", "WARNING", "--max-streams", str(streams), *flags, env={}
+        folder / name,
+        *("--log-level", "WARNING", "--max-streams", str(streams), *flags),
+        env={"RAY_ADDRESS": "local"},
     )
     url = server.url.replace("http://", "ws://") + "/v1/track"
     try:
