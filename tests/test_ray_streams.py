@@ -48,12 +48,13 @@ STARTS = 3
 
 
 class LocalCluster:
-    """Ray on this machine only (127.0.0.1), Serve's proxy on a free port, one application at a time."""
+    """A Ray cluster of its own (never one already running here), on 127.0.0.1, Serve's proxy on a free port,
+    one application at a time."""
 
     def __init__(self) -> None:
         for attempt in range(STARTS):
             try:
-                ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+                ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
                 break
             except Exception:  # Ray's fixed 30 s for a raylet to register: a loaded machine can miss it
                 ray.shutdown()
