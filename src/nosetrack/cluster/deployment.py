@@ -6,6 +6,11 @@ there is no second request path. The image is decoded once, in the replica that 
 ships the bytes the client sent (a tenth of the decoded pixels), and no second hop to a separate model
 deployment is paid. Why, with the measurements: docs/scale-out.md.
 
+A tracking stream (WS /v1/track) is one request to Ray for its whole life: the proxy relays its messages to
+the replica that accepted it, which serves it as a worker does. So Ray may send a replica its requests and
+its streams (`capacity(settings).ongoing`), and a replica that Ray stops closes its streams with 1001
+(drain.py).
+
 `serve run nosetrack.cluster.deployment:build_app max_replicas=4` and a Serve config file (docs/scale-out.md)
 build the same application as `nosetrack serve --ray`.
 """
