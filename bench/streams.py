@@ -63,6 +63,7 @@ def moving_sequence(photo: Path) -> list[bytes]:
 class StreamTally:
     sent: int = 0
     answered: int = 0
+    tracked: int = 0
     dropped: int = 0
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -86,6 +87,7 @@ async def run_stream(url: str, frames: list[bytes], seconds: float, phase: float
                     tally.errors += 1
                     continue
                 tally.answered += 1
+                tally.tracked += any(face.get("tracked") for face in answer.get("faces", []))
                 tally.latencies_ms.append((time.perf_counter() - sent_at.pop(number)) * 1000.0)
                 tally.server_ms.append(answer["latency_ms"])
                 if tally.answered + tally.dropped + tally.errors >= tally.sent and sending.done():

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,10 @@ pytest.importorskip("a2wsgi")
 import yaml  # Ray's own dependency
 from ray.serve.schema import ServeDeploySchema
 
-from nosetrack.cluster.deployment import application, build_app, requests_per_replica
+from nosetrack.cluster import drain
+from nosetrack.cluster.deployment import ReplicaDoor, application, build_app, requests_per_replica
 from nosetrack.config import Settings
+from nosetrack.server.capacity import capacity
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -53,24 +57,27 @@ def test_builder_refuses_an_unknown_setting_and_names_the_known_ones():
         build_app({"replicas": "2"})
 
 
-def test_a_replica_takes_its_models_queue_and_spare_threads_and_the_proxy_queue_is_bounded():
-    settings = Settings(model_instances=2, max_queue=3)
+def test_a_replica_takes_its_models_queue_spare_threads_and_streams_and_the_proxy_queue_is_bounded():
+    settings = Settings(model_instances=2, max_queue=3, max_streams=5)
     deployment = application(settings)._bound_deployment
-    assert deployment.max_ongoing_requests == requests_per_replica(settings) > settings.model_instances + 3
+    assert deployment.max_ongoing_requests == requests_per_replica(settings)
+    assert (
+        requests_per_replica(settings) == capacity(settings).requests + 5 > settings.model_instances + 3 + 5
+    )
     assert deployment.max_queued_requests > 0
     backpressure = deployment._deployment_config.backpressure_config
     assert (backpressure.status_code, backpressure.retry_after_s) == (503, 1.0)
 
 
-def test_equal_min_and_max_give_a_fixed_count_and_otherwise_autoscale_on_requests_per_model():
+def test_equal_min_and_max_give_a_fixed_count_and_otherwise_autoscale_on_models_and_half_the_streams():
     fixed = application(Settings(min_replicas=3, max_replicas=3))._bound_deployment
     assert fixed.num_replicas == 3 and fixed._deployment_config.autoscaling_config is None
-    scaled = application(Settings(min_replicas=1, max_replicas=4, model_instances=2))._bound_deployment
-    autoscaling = scaled._deployment_config.autoscaling_config
+    settings = Settings(min_replicas=1, max_replicas=4, model_instances=2, max_streams=8)
+    autoscaling = application(settings)._bound_deployment._deployment_config.autoscaling_config
     assert (autoscaling.min_replicas, autoscaling.max_replicas, autoscaling.target_ongoing_requests) == (
         1,
         4,
-        2,
+        2 + 8 / 2,
     )
 
 
@@ -124,3 +131,35 @@ def test_ray_serve_enable_ha_proxy_decides_the_front_door_when_set(tmp_path):
     )
     off = {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
     assert front_door(off, loopback=False, folder=tmp_path) == off
+
+
+def test_a_replica_answers_408_to_a_body_not_whole_within_the_body_timeout_and_the_app_sees_it_gone():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(await receive())
+        seen.append(await receive())
+
+    async def receive():
+        if not seen:
+            return {"type": "http.request", "body": b"part", "more_body": True}
+        await asyncio.sleep(10)
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(ReplicaDoor(app, body_timeout=0.2)({"type": "http"}, receive, send))
+    assert sent[0]["status"] == 408 and b"request_timeout" in sent[1]["body"]
+    assert seen[-1] == {"type": "http.disconnect"}
+
+
+def test_the_drain_watch_sets_stopping_once_ray_marks_the_replica_shutting_down(monkeypatch):
+    marked = threading.Event()
+    monkeypatch.setattr(drain, "replica_draining_mark", lambda: marked.is_set)
+    stopping = threading.Event()
+    drain.watch_for_drain(stopping, poll_seconds=0.01)
+    assert not stopping.wait(0.1)
+    marked.set()
+    assert stopping.wait(2)

@@ -8,10 +8,10 @@ another.
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import json
+import os
 import re
+import signal
 import socket
 import threading
 import time

@@ -6,12 +6,18 @@ there is no second request path. The image is decoded once, in the replica that 
 ships the bytes the client sent (a tenth of the decoded pixels), and no second hop to a separate model
 deployment is paid. Why, with the measurements: docs/scale-out.md.
 
+A tracking stream (WS /v1/track) is one request to Ray for its whole life: the proxy relays its messages to
+the replica that accepted it, which serves it as a worker does. So Ray may send a replica its requests and
+its streams (`capacity(settings).ongoing`), and a replica that Ray stops closes its streams with 1001
+(drain.py).
+
 `serve run nosetrack.cluster.deployment:build_app max_replicas=4` and a Serve config file (docs/scale-out.md)
 build the same application as `nosetrack serve --ray`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 
@@ -22,6 +28,7 @@ from ray.serve.config import AutoscalingConfig, BackpressureConfig
 
 from ..config import Settings
 from ..server.capacity import capacity
+from .drain import watch_for_drain
 
 # Requests Ray's proxy may hold for a deployment whose replicas are all full, before it answers 503 itself.
 # Replicas refuse their own excess at once (nosetrack's JSON 503), so this queue fills only while replicas
@@ -31,16 +38,24 @@ RETRY_AFTER_SECONDS = 1.0
 
 
 def requests_per_replica(settings: Settings) -> int:
-    """What one replica takes at once: as one worker of `nosetrack serve` does (server/capacity.py)."""
-    return capacity(settings).requests
+    """What Ray may send one replica at once: what one worker of `nosetrack serve` takes (its requests and
+    its open streams, server/capacity.py). The replica itself refuses what passes its own limits."""
+    return capacity(settings).ongoing
 
 
-class WithoutOwnRequestIdHeader:
-    """Ray's proxy gives each request an X-Request-ID (the app takes it as its own, so logs, error bodies and
-    Ray's logs agree) and adds that header to every answer; the app's copy would send it twice."""
+class ReplicaDoor:
+    """The front door as a replica runs it, with what Ray's proxy does differently from `nosetrack serve`:
 
-    def __init__(self, app) -> None:
+    - Ray's proxy gives each request an X-Request-ID (the app takes it as its own, so logs, error bodies and
+      Ray's logs agree) and adds that header to every answer; the app's copy would send it twice.
+    - Ray's proxy puts no deadline on a request's body (its `request_timeout_s` would also end every stream,
+      so it is not set): here an HTTP request's body must be whole within `--body-timeout` (408, as on one
+      machine). Streams have their own deadlines (idle, send timeout).
+    """
+
+    def __init__(self, app, body_timeout: float) -> None:
         self.app = app
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope, receive, send) -> None:
         async def send_without_own_id(message) -> None:
@@ -50,7 +65,31 @@ class WithoutOwnRequestIdHeader:
                 ]
             await send(message)
 
+        if scope["type"] == "http":
+            receive = self._within_deadline(receive, send_without_own_id)
         await self.app(scope, receive, send_without_own_id)
+
+    def _within_deadline(self, receive, send):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
+        whole = False
+
+        async def receive_within_deadline() -> dict:
+            nonlocal whole
+            if whole:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                from ..server.front_door import send_canned
+
+                message = "The request did not arrive whole in time (--body-timeout)."
+                await send_canned(send, 408, "request_timeout", message, {"connection": "close"})
+                return {"type": "http.disconnect"}
+            whole = not message.get("more_body", False)
+            return message
+
+        return receive_within_deadline
 
 
 @serve.ingress()
@@ -59,11 +98,19 @@ class NosetrackReplica:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.door = None
 
     def __serve_build_asgi_app__(self):
         from ..server.app import create_front_door
 
-        return WithoutOwnRequestIdHeader(create_front_door(self.settings))
+        self.door = create_front_door(self.settings)
+        watch_for_drain(self.door.state.stopping)
+        return ReplicaDoor(self.door, self.settings.body_timeout)
+
+    def __del__(self) -> None:
+        """Ray's public shutdown hook, called once the replica has drained (drain.py watches earlier)."""
+        if getattr(self, "door", None) is not None:
+            self.door.state.stopping.set()
 
 
 def replicas_the_cluster_holds(settings: Settings) -> int:
@@ -86,11 +133,11 @@ def deployment_options(settings: Settings) -> dict:
     if settings.min_replicas >= max_replicas:
         options["num_replicas"] = settings.min_replicas
     else:
-        # Scale on requests held per replica: more than its models can run at once means requests wait.
+        # Scale on what each replica holds, requests and open streams (server/capacity.py: `busy`).
         options["autoscaling_config"] = AutoscalingConfig(
             min_replicas=settings.min_replicas,
             max_replicas=max_replicas,
-            target_ongoing_requests=settings.model_instances,
+            target_ongoing_requests=capacity(settings).busy,
         )
     return options
 

@@ -252,8 +252,9 @@ def serve_on_ray(settings: Settings, address: str | None) -> None:
         ray.init(address=address if address else None if joined else cluster.address)
         stop_on_signals()  # ray.init installs its own SIGTERM handler
         try:
-            # The proxy bounds each whole request, body included, as gunicorn's `timeout` does on one machine.
-            http = {"host": settings.host, "port": settings.port, "request_timeout_s": settings.timeout}
+            # No `request_timeout_s`: Ray's proxy would end every stream at it (a WebSocket is one request for
+            # its life). Each replica bounds a request's body itself (deployment.ReplicaDoor, --body-timeout).
+            http = {"host": settings.host, "port": settings.port}
             serve.start(http_options=http)
             serve.run(application(settings), name=APP_NAME, route_prefix="/")
             where = f"http://{settings.host}:{settings.port}"

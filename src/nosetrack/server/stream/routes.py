@@ -28,6 +28,10 @@ logger = logging.getLogger(LOGGER_NAME)
 
 # The subprotocol a server answers with; a browser that offers a key in a second one must offer this one too.
 SUBPROTOCOL = "nosetrack"
+# The ASGI extension that lets a refusal be an HTTP answer; without it, a close code 4000 + the status, its
+# reason the error's message cut to what a close frame holds (RFC 6455: 125 bytes with the code).
+HTTP_RESPONSE = "websocket.http.response"
+MAX_CLOSE_REASON_BYTES = 123
 
 stream = Blueprint("stream", __name__)
 
@@ -107,7 +111,18 @@ def _too_many(state: ServerState, error: Overloaded) -> ApiError:
 
 
 async def _refuse(state, scope, send, started: float, identity: str, error: ApiError) -> None:
-    """Answer the handshake with the error as an HTTP answer, in the routes' JSON shape."""
+    """Answer the handshake with the error as an HTTP answer, in the routes' JSON shape; where the server
+    cannot send one (no `websocket.http.response` extension), accept and close at once with 4000 + the
+    status (4401, 4403, 4404, 4503) and the error's message as the reason."""
+    if HTTP_RESPONSE not in (scope.get("extensions") or {}):
+        # A close before the accept would be a bare 403 (ASGI): accept, then close with the meaning.
+        reason = error.message.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+        subprotocol = SUBPROTOCOL if SUBPROTOCOL in scope.get("subprotocols", ()) else None
+        headers = [(b"x-request-id", identity.encode())]
+        await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": headers})
+        await send({"type": "websocket.close", "code": 4000 + error.status, "reason": reason})
+        _observe(state, scope, error.status, started, identity, error.code)
+        return
     body = nosetrack_error(error.code, error.message, identity)
     headers = [(b"content-type", b"application/json"), (b"x-request-id", identity.encode())]
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
