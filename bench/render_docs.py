@@ -180,9 +180,16 @@ def streams_summary(data: dict) -> str:
     sustained = [row for row in data["rows"] if row["passed"]]
     best = max(sustained, key=lambda row: row["streams"])
     cpu_ms = best["server_cpu_cores"] / best["frames_per_s"] * 1000
+    reference = data.get("in_process_ms_per_frame")
+    against = (
+        f" ({cpu_ms / reference:.2f}x the {reference:.1f} ms of decode and tracker in process)"
+        if reference
+        else ""
+    )
     return (
         f"`nosetrack serve` sustained **{best['streams']} streams ({best['frames_per_s']:.0f} frames/s) "
-        f"with no frame dropped and p99 {best['p99_ms']:.0f} ms**, {cpu_ms:.1f} ms of server CPU a frame "
+        f"with no frame dropped and p99 {best['p99_ms']:.0f} ms**, {cpu_ms:.1f} ms of server CPU a frame"
+        f"{against} "
         f"(`bench/results/streams.json`: commit {data['commit']}, load average "
         f"{data['load_average_start'][0]:.2f} at start and {data['load_average_end'][0]:.2f} at end)."
     )

@@ -6,7 +6,9 @@ Screenshots land in artifacts/ (gitignored). Skipped only without /usr/bin/chrom
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -273,6 +275,35 @@ def test_webcam_streams_over_wss_with_an_api_key(browser, tmp_path):
         page.click("#webcam-toggle")
         assert key not in server.log_file.read_text()
         assert re.search(r"GET /v1/track 101 ", server.log_file.read_text())
+    finally:
+        page.close()
+        server.stop()
+
+
+def test_webcam_resumes_when_the_worker_of_its_stream_stops(browser, tmp_path):
+    """The worker that holds the webcam's stream stops (1001); gunicorn starts another; the panel opens the
+    stream again by itself and keeps tracking."""
+    server = LiveServer(tmp_path, "--workers", "1")
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.click("#webcam-toggle")
+        page.wait_for_function(
+            "() => Number(document.getElementById('webcam').dataset.frames) >= 10", timeout=30_000
+        )
+        arbiter = server.process.pid
+        for worker in Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split():
+            os.kill(int(worker), signal.SIGTERM)
+        page.wait_for_function(
+            "() => document.getElementById('webcam').dataset.resumed === '1'", timeout=30_000
+        )
+        frames_at_resume = int(page.locator("#webcam").get_attribute("data-frames"))
+        page.wait_for_function(
+            f"() => Number(document.getElementById('webcam').dataset.frames) >= {frames_at_resume + 10}",
+            timeout=60_000,
+        )
+        assert page.locator("#webcam-toggle").text_content() == "Stop camera"
+        assert re.search(r"WS /v1/track closed 1001 ", server.log_file.read_text())
     finally:
         page.close()
         server.stop()

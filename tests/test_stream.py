@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -443,7 +444,7 @@ def _can_open(server: LiveServer) -> bool:
 
 def worker_pids(server: LiveServer) -> list[int]:
     pid = server.process.pid
-    return [int(child) for child in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 @pytest.mark.slow

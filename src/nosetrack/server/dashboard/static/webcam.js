@@ -26,6 +26,9 @@ function streamUrl() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/track`;
 }
 
+const RESUMABLE = new Set([1001, 1006, 1012]);
+const RESUME_ATTEMPTS = 8;
+
 export function startWebcam() {
   const button = $("webcam-toggle");
   const video = $("webcam-video");
@@ -42,6 +45,7 @@ export function startWebcam() {
   let trail = [];
   // sent: camera frames sent; busy: camera frames skipped because two were unanswered (the tests read both).
   let counts = { frames: 0, detected: 0, dropped: 0, sent: 0, busy: 0 };
+  let resumes = 0;
 
   $("webcam-mirror").addEventListener("change", (event) => stage.classList.toggle("mirrored", event.target.checked));
 
@@ -145,6 +149,38 @@ export function startWebcam() {
     });
   }
 
+  // A stream the server ends by going away (a worker or replica stopping: 1001, 1012) or that is lost (1006)
+  // opens again, as the Python clients do; the camera goes on, and the new stream numbers frames from 0.
+  function watch(opened) {
+    opened.onclose = (event) => {
+      if (socket !== opened) return; // stopped here on purpose
+      if (camera && RESUMABLE.has(event.code)) resume(event.code);
+      else stop(`The stream closed${event.reason ? `: ${event.reason}` : ` (${event.code})`}.`);
+    };
+  }
+
+  async function resume(code) {
+    socket = null;
+    resumes += 1;
+    panel.dataset.resumed = resumes;
+    message.textContent = `The server went away (${code}): opening the stream again.`;
+    for (let attempt = 0; attempt < RESUME_ATTEMPTS && camera; attempt += 1) {
+      await new Promise((wake) => setTimeout(wake, Math.min(3000, 200 * 2 ** attempt)));
+      try {
+        const opened = await openSocket();
+        sentAt = new Map();
+        sent = 0;
+        socket = opened;
+        watch(opened);
+        message.textContent = `Tracking again (the stream resumed ${resumes === 1 ? "once" : `${resumes} times`}; ids start anew).`;
+        return;
+      } catch (error) {
+        // not back yet: try again
+      }
+    }
+    if (camera) stop("The stream closed and could not be opened again.");
+  }
+
   function stop(reason = "Camera off.") {
     const closing = socket;
     socket = null;
@@ -170,9 +206,7 @@ export function startWebcam() {
       message.textContent = check.status === 401 ? "This server needs an API key: enter it above." : `No stream: ${error.message}.`;
       return;
     }
-    socket.onclose = (event) => {
-      if (socket) stop(`The stream closed${event.reason ? `: ${event.reason}` : ` (${event.code})`}.`);
-    };
+    watch(socket);
     try {
       camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
     } catch (error) {
