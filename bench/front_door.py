@@ -13,7 +13,8 @@ Scenarios (each starts its own server with 2 workers, and stops it):
 - streams: /v1/nose latency with no stream, then beside 8 streams that each flood 1-byte messages; and 16
   squatters that send an undecodable byte every 2 s: how long until the server frees their places.
 - bigphotos: 16 clients post a 14-megapixel photo over and over; each worker's RSS at its peak and after
-  20 s idle, with glibc's default malloc arenas and with MALLOC_ARENA_MAX=2.
+  20 s idle (the workers keep two malloc arenas themselves; MALLOC_ARENA_MAX=2 in the environment is the
+  same setting, for comparison with a run of an older commit).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from uvicorn_worker import UvicornWorker
 from ..config import Settings
 from ..logs import LOGGER_NAME
 from .http_protocol import DeadlineProtocol, StreamProtocol
-from .memory import give_back_free_memory
+from .memory import give_back_free_memory, limit_arenas
 
 # state imports prometheus_client, which must wait for PROMETHEUS_MULTIPROC_DIR (gunicorn.py).
 if TYPE_CHECKING:
@@ -137,6 +137,8 @@ class FrontDoorWorker(UvicornWorker):
         self.config.server_header = False
 
     def run(self) -> None:
+        limit_arenas()  # before the request threads start, each of which could take an arena of its own
+
         def new_loop() -> HandshakeDeadlineLoop:
             loop = HandshakeDeadlineLoop()
             loop.handshake_seconds = self.settings.body_timeout
