@@ -194,22 +194,34 @@ def keepalive(folder: Path, image: bytes) -> dict:
     }
 
 
-async def _flood(url: str, stop: asyncio.Event) -> int:
-    sent = 0
-    async with websockets.connect(url, compression=None, max_size=None) as websocket:
+async def _flood(url: str, until: float) -> tuple[int, int]:
+    """1-byte messages as fast as the server takes them until `until`; a stream closed for them (1008) is
+    opened again, as an attacker would. (messages sent, streams opened)"""
+    sent = opened = 0
+    while time.monotonic() < until:
+        try:
+            async with websockets.connect(url, compression=None, max_size=None) as websocket:
+                opened += 1
 
-        async def drain() -> None:
-            async for _ in websocket:
-                pass
+                async def drain(websocket=websocket) -> None:
+                    async for _ in websocket:
+                        pass
 
-        reader = asyncio.create_task(drain())
-        while not stop.is_set():
-            await websocket.send(b"\x00")
-            sent += 1
-            if sent % 64 == 0:
-                await asyncio.sleep(0)
-        reader.cancel()
-    return sent
+                reader = asyncio.create_task(drain())
+                while time.monotonic() < until:
+                    await websocket.send(b"\x00")
+                    sent += 1
+                    if sent % 64 == 0:
+                        await asyncio.sleep(0)
+                reader.cancel()
+        except (websockets.ConnectionClosed, websockets.InvalidStatus, OSError):
+            await asyncio.sleep(0.01)
+    return sent, opened
+
+
+async def _flood_all(url: str, seconds: float) -> list[tuple[int, int]]:
+    until = time.monotonic() + seconds
+    return list(await asyncio.gather(*(_flood(url, until) for _ in range(8))))
 
 
 async def _squat(url: str) -> float:
@@ -249,18 +261,12 @@ def streams(folder: Path, image: bytes, seconds: float) -> dict:
     ws_url = server.url.replace("http://", "ws://") + "/v1/track"
     try:
         quiet = _latencies(server.url, image, seconds)
-        loop = asyncio.new_event_loop()
-        stop = asyncio.Event()
-        flooders = threading.Thread(
-            target=lambda: loop.run_until_complete(
-                asyncio.gather(*(_flood(ws_url, stop) for _ in range(8)), return_exceptions=True)
-            )
-        )
+        flood: list[tuple[int, int]] = []
+        flooders = threading.Thread(target=lambda: flood.extend(asyncio.run(_flood_all(ws_url, seconds + 2))))
         flooders.start()
         time.sleep(1)
         flooded = _latencies(server.url, image, seconds)
-        loop.call_soon_threadsafe(stop.set)
-        flooders.join(timeout=30)
+        flooders.join(timeout=60)
         deadline = time.monotonic() + 30
         while _open_streams(server.url) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -272,6 +278,8 @@ def streams(folder: Path, image: bytes, seconds: float) -> dict:
         "quiet_p99_ms": _p99(quiet),
         "flooded_p99_ms": _p99(flooded),
         "ratio": _p99(flooded) / _p99(quiet),
+        "flood_messages": sum(sent for sent, _ in flood),
+        "flood_streams_opened": sum(opened for _, opened in flood),
         "squatters": len(squatted),
         "squatters_closed_after_s": max(squatted),
         "open_streams_after": open_after,
@@ -373,6 +381,7 @@ MEASURED = {
     ),
     "streams": lambda r: (
         f"p99 {r['quiet_p99_ms']:.0f} ms quiet, {r['flooded_p99_ms']:.0f} ms beside 8 flooding streams "
+        f"({r['flood_messages']} messages over {r['flood_streams_opened']} streams, each closed after 32) "
         f"({r['ratio']:.2f}x); {r['squatters']} squatters closed within "
         f"{r['squatters_closed_after_s']:.1f} s (idle timeout {IDLE_SECONDS:g} s), "
         f"{r['open_streams_after']} streams open after"
