@@ -29,6 +29,8 @@ MAX_HEAD_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0
 # How long a stream that is closing waits for the client's own close frame.
 WEBSOCKET_CLOSE_WAIT_SECONDS = 1.0
+# Close codes for what a client sent (policy, size): the connection stops being read at once.
+CLIENT_AT_FAULT = frozenset({1008, 1009})
 # The kernel's send buffer of a stream's socket (Linux doubles it for its bookkeeping), fixed rather than
 # grown by autotuning to megabytes: answers a client has not read are bounded by it, and a client that stops
 # reading reaches the send timeout within seconds.
@@ -182,6 +184,13 @@ class StreamProtocol(WebSocketsSansIOProtocol):
         if self.handshake_complete and not self.disconnected and self.conn.close_rcvd is None:
             self.queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
         super().connection_lost(exc)
+
+    async def send(self, message) -> None:  # type: ignore[override]
+        await super().send(message)
+        if message["type"] == "websocket.close" and message.get("code") in CLIENT_AT_FAULT:
+            # Closed for what the client sent: stop reading it now, not after the close-frame wait (a
+            # flooding client's messages would be read and dropped until then).
+            self.transport.close()
 
     async def run_asgi(self) -> None:
         await super().run_asgi()
