@@ -104,7 +104,9 @@ def test_a_dlib68_calibration_moves_the_predictors_nose(dlib68, lenna):
 @pytest.mark.slow
 def test_nosetrack_calibrate_fits_dlib68s_points(shared_data, tmp_path, capsys):
     output = tmp_path / "dlib68.toml"
-    assert main(["calibrate", str(shared_data), "--model", "dlib68", "-o", str(output)]) == 0
+    # --even-if-worse: this test is about fitting dlib68's points, not about whether they beat its own nose.
+    arguments = ["calibrate", str(shared_data), "--model", "dlib68", "-o", str(output), "--even-if-worse"]
+    assert main(arguments) == 0
     assert "dlib68's point 30" in capsys.readouterr().out
     assert NoseCalibration.load(output).points == "dlib68"
 

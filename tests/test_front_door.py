@@ -203,3 +203,13 @@ def test_the_server_module_leaves_prometheus_client_to_the_workers():
     script = "import sys, nosetrack.server.gunicorn; print('prometheus_client' in sys.modules)"
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert finished.stdout.strip() == "False", finished.stderr[-2000:]
+
+
+def test_a_large_head_under_the_limit_is_served_however_it_is_cut(server):
+    """A 50 kB head (under the 64 kB limit) sent in two pieces is a request like any other, not a 431."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 50_000 + b"\r\n\r\n"
+    with connect(server) as sock:
+        sock.sendall(head[:30_000])
+        time.sleep(0.2)
+        sock.sendall(head[30_000:])
+        assert read_answer(sock)[0] == 200

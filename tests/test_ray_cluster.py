@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -44,6 +45,7 @@ from nosetrack.models import load_model
 from nosetrack.pool import ModelPool
 from nosetrack.predictor import predict_bytes
 from nosetrack.server.app import create_app
+from nosetrack.server.capacity import capacity
 
 pytestmark = pytest.mark.slow
 
@@ -409,7 +411,8 @@ def test_replicas_scale_from_one_to_two_under_load_with_the_config_serve_ray_dep
     settings = dataclasses.replace(SETTINGS, min_replicas=1, max_replicas=2)
     url = cluster.deploy("autoscaled", application(settings))
     assert replica_count() == 1
-    load = BoundedLoad(url, face_jpeg, clients=4)
+    # Twice the ongoing requests at which Serve's autoscaling calls a replica busy (models and streams).
+    load = BoundedLoad(url, face_jpeg, clients=2 * math.ceil(capacity(settings).busy))
     try:
         wait_until(lambda: replica_count() == 2, SCALE_SECONDS, "a second replica under load")
     finally:

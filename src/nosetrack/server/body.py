@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
-from .errors import ApiError
+from .errors import ApiError, body_over_limit
 
 RETRY_AFTER_SECONDS = "1"
 
@@ -64,12 +64,9 @@ def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
-def too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        "request_entity_too_large",
-        f"The request body is over the server's limit of {limit} bytes (--max-body-bytes).",
-    )
+def too_large(size: int | None, limit: int) -> ApiError:
+    """`size`: the declared length, None for a chunked body found over the limit as it came."""
+    return ApiError(413, "request_entity_too_large", body_over_limit(size, limit))
 
 
 async def read_body(
@@ -80,7 +77,7 @@ async def read_body(
     length = declared_length(headers)
     if length is not None:
         if length > limit:
-            raise too_large(limit)
+            raise too_large(length, limit)
         grow(length)
     pieces: list[bytes] = []
     size = 0
@@ -92,7 +89,7 @@ async def read_body(
         if piece:
             size += len(piece)
             if size > limit:
-                raise too_large(limit)
+                raise too_large(None, limit)
             grow(size)
             pieces.append(piece)
         if not message.get("more_body", False):

@@ -88,6 +88,11 @@ def body_too_large_message(error: RequestEntityTooLarge) -> str:
     size = request.content_length
     if limit is None or (size is not None and size <= limit):  # a form field over werkzeug's own limit
         return error.description or str(error)
+    return body_over_limit(size, limit)
+
+
+def body_over_limit(size: int | None, limit: int) -> str:
+    """The 413's message, the same from the front door (which refuses before the app) and from the app."""
     given = f"The body is {size} bytes" if size is not None else "The body is larger than that"
     return f"{given}; this server takes at most {limit} (--max-body-bytes, NOSETRACK_MAX_BODY_BYTES)."
 

@@ -67,7 +67,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._rules: DoorRules = self.app_state[DOOR_RULES]
         self.request_seconds = self._rules.request_seconds
         self._in_head = True
-        self._head_bytes = 0
+        self._head_fed = 0  # bytes fed while the head was incomplete (all of them head)
+        self._head_parsed = 0  # the parsed head's size (request line and headers)
         self._head_too_large = False
         self._stopping = False
         self._lingering = False
@@ -84,15 +85,12 @@ class DeadlineProtocol(HttpToolsProtocol):
         counted = self._in_head
         super().data_received(data)
         if counted and self._in_head and not self.transport.is_closing():
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:  # a head still incomplete, already too large
-                self._refuse(HEAD_TOO_LARGE)
+            self._head_fed += len(data)
+            if self._head_fed > MAX_HEAD_BYTES:  # a head still incomplete, already too large
+                self._answer_and_close(HEAD_TOO_LARGE)
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(HEAD_TOO_LARGE if self._head_too_large else MALFORMED)
-
-    def _refuse(self, answer: bytes) -> None:
-        self._answer_and_close(answer)
+        self._answer_and_close(HEAD_TOO_LARGE if self._head_too_large else MALFORMED)
 
     def _answer_and_close(self, answer: bytes | None) -> None:
         """Send `answer` (if any), then end the connection without a reset: half-close, drop what the client
@@ -113,7 +111,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._head_bytes = 0
+        self._head_fed = self._head_parsed = 0
         if self._deadline.cancelled():
             self._deadline = self.loop.call_later(self.request_seconds, self._expire)
 
@@ -126,8 +124,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._count_head(len(name) + len(value) + 4)
 
     def _count_head(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > MAX_HEAD_BYTES:
+        self._head_parsed += size
+        if self._head_parsed > MAX_HEAD_BYTES:
             self._head_too_large = True
             raise HeadTooLarge
 
@@ -152,14 +150,14 @@ class DeadlineProtocol(HttpToolsProtocol):
             cycle.message_event.set()
             if not cycle.response_started:
                 answer = TIMED_OUT
-        elif self._in_head and self._head_bytes:
+        elif self._in_head and (self._head_fed or self._head_parsed):
             answer = TIMED_OUT
         self._answer_and_close(answer)
 
     def shutdown(self) -> None:
         """A stopping worker answers what it accepted: a connection in the middle of sending its request
         keeps it, and closes after its answer; an idle one closes now."""
-        if self._in_head and self._head_bytes:
+        if self._in_head and (self._head_fed or self._head_parsed):
             self._stopping = True  # its head is on its way: answered, then closed (on_headers_complete)
             return
         super().shutdown()
