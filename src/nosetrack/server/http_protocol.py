@@ -27,6 +27,8 @@ MAX_HEAD_BYTES = 64 * 1024
 # After a refusal, how long what the client still sends is read and dropped before the connection closes:
 # closing with unread bytes makes the kernel send a reset, which can destroy the answer before it is read.
 LINGER_SECONDS = 2.0
+# At shutdown, a connection that has sent nothing yet is closed once it has been silent this long.
+SILENT_SECONDS = 2.0
 # How long a stream that is closing waits for the client's own close frame.
 WEBSOCKET_CLOSE_WAIT_SECONDS = 1.0
 # Close codes for what a client sent (policy, size): the connection stops being read at once.
@@ -72,6 +74,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._head_too_large = False
         self._stopping = False
         self._lingering = False
+        self._made_at = self.loop.time()
         # A connection that never sends a whole request is closed (answered 408) at its deadline.
         self._deadline = self.loop.call_later(self.request_seconds, self._expire)
 
@@ -160,7 +163,20 @@ class DeadlineProtocol(HttpToolsProtocol):
         if self._in_head and (self._head_fed or self._head_parsed):
             self._stopping = True  # its head is on its way: answered, then closed (on_headers_complete)
             return
+        if self.cycle is None and self.loop.time() - self._made_at < SILENT_SECONDS:
+            # Accepted a moment ago (over TLS, its handshake just done): its request may be on its way.
+            self._stopping = True
+            self.loop.call_at(self._made_at + SILENT_SECONDS, self._close_if_silent)
+            return
         super().shutdown()
+
+    def _close_if_silent(self) -> None:
+        if (
+            self.cycle is None
+            and not (self._head_fed or self._head_parsed)
+            and not self.transport.is_closing()
+        ):
+            self.transport.close()
 
 
 class StreamProtocol(WebSocketsSansIOProtocol):
